@@ -1,0 +1,262 @@
+//! Cross-field rules of the event catalogue. Single fields validate
+//! themselves when parsed; what needs two fields or the event type is here.
+//! Rules that need the ledger's state (is there such a qualification?) are
+//! the projectors' and end in the dead-letter view, not here.
+
+use crate::domain::*;
+use crate::error::FieldError;
+
+use super::*;
+
+const MAX_FREE_TEXT: usize = 500;
+
+pub(super) fn event(e: &Event) -> Result<(), FieldError> {
+    envelope(&e.envelope)?;
+    match &e.payload {
+        Payload::QualificationAcquired(p) => acquired(p),
+        Payload::QualificationChanged(p) => changed(p),
+        Payload::QualificationLost(_) => Ok(()),
+        Payload::QualificationRetracted(p) => retracted(p),
+        Payload::CertificateIssued(p) => certificate(p),
+        Payload::CertificateEnded(_) => Ok(()),
+        Payload::CardLinkRequested(p) => p.insured_number().map(drop),
+        Payload::CardLinked(p) => p.insured_number().map(drop),
+        Payload::CardLinkRejected(_) | Payload::CardUnlinked(_) => Ok(()),
+        Payload::SubsidyGranted(p) => subsidy_granted(p),
+        Payload::SubsidyChanged(p) => subsidy_changed(p),
+        Payload::SubsidyEnded(_) => Ok(()),
+    }
+}
+
+fn envelope(e: &Envelope) -> Result<(), FieldError> {
+    let version = e.event_id.get_version_num();
+    if version != 7 {
+        return Err(FieldError::new(
+            "envelope.event_id",
+            format!("must be a UUIDv7 (time-ordered), got version {version}"),
+        ));
+    }
+    Ok(())
+}
+
+fn acquired(p: &QualificationAcquired) -> Result<(), FieldError> {
+    let insured = p.insured_number()?;
+    p.card_kind
+        .allowed_for(insured.insurer().kind())
+        .map_err(|v| v.at("card_kind"))?;
+    if p.birth_date > p.acquired_on {
+        return Err(FieldError::new(
+            "birth_date",
+            format!(
+                "must not be after acquired_on ({}), got {}",
+                p.acquired_on, p.birth_date
+            ),
+        ));
+    }
+    if let Some(until) = p.card_valid_until {
+        if until < p.acquired_on {
+            return Err(FieldError::new(
+                "card_valid_until",
+                format!(
+                    "must not be before acquired_on ({}), got {until}",
+                    p.acquired_on
+                ),
+            ));
+        }
+    }
+    no_duplicates(&p.special_statuses, "special_statuses")
+}
+
+fn changed(p: &QualificationChanged) -> Result<(), FieldError> {
+    let QualificationChanged {
+        qualification_id: _,
+        effective_on: _,
+        card_symbol,
+        card_number,
+        branch,
+        relationship,
+        name,
+        name_kana,
+        card_kind,
+        copay,
+        card_valid_until,
+        special_statuses,
+    } = p;
+    let changes_something = card_symbol.is_some()
+        || card_number.is_some()
+        || branch.is_some()
+        || relationship.is_some()
+        || name.is_some()
+        || name_kana.is_some()
+        || card_kind.is_some()
+        || copay.is_some()
+        || card_valid_until.is_some()
+        || special_statuses.is_some();
+    if !changes_something {
+        return Err(FieldError::new(
+            "effective_on",
+            "a change must set at least one attribute",
+        ));
+    }
+    if let Some(s) = special_statuses {
+        no_duplicates(s, "special_statuses")?;
+    }
+    Ok(())
+}
+
+fn retracted(p: &QualificationRetracted) -> Result<(), FieldError> {
+    match (&p.retracted_event_id, &p.retracted_qualification_id) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(FieldError::new(
+                "retracted_event_id",
+                "exactly one of retracted_event_id and retracted_qualification_id must be set",
+            ))
+        }
+        _ => {}
+    }
+    free_text(&p.reason, "reason", true)
+}
+
+fn certificate(p: &CertificateIssued) -> Result<(), FieldError> {
+    if let Some(until) = p.valid_until {
+        if until < p.valid_from {
+            return Err(FieldError::new(
+                "valid_until",
+                format!(
+                    "must not be before valid_from ({}), got {until}",
+                    p.valid_from
+                ),
+            ));
+        }
+    }
+    let kind = p.kind;
+    let required = |present: bool, field: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err(FieldError::new(
+                field,
+                format!("is required for a {} certificate", kind.symbol()),
+            ))
+        }
+    };
+    let forbidden = |present: bool, field: &str| {
+        if present {
+            Err(FieldError::new(
+                field,
+                format!("does not apply to a {} certificate", kind.symbol()),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match kind {
+        CertificateKind::LimitApplication | CertificateKind::LimitApplicationReduction => {
+            required(p.limit_category.is_some(), "limit_category")?;
+            forbidden(p.disease.is_some(), "disease")?;
+            forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")?;
+            forbidden(p.copay.is_some(), "copay_percent")
+        }
+        CertificateKind::SpecificDisease => {
+            required(p.disease.is_some(), "disease")?;
+            match p.monthly_cap_yen {
+                Some(10_000) | Some(20_000) => {}
+                Some(other) => {
+                    return Err(FieldError::new(
+                        "monthly_cap_yen",
+                        format!("特定疾病 caps are 10000 or 20000 yen a month, got {other}"),
+                    ))
+                }
+                None => required(false, "monthly_cap_yen")?,
+            }
+            forbidden(p.limit_category.is_some(), "limit_category")?;
+            forbidden(p.copay.is_some(), "copay_percent")
+        }
+        CertificateKind::ElderlyRecipient => {
+            required(p.copay.is_some(), "copay_percent")?;
+            forbidden(p.limit_category.is_some(), "limit_category")?;
+            forbidden(p.disease.is_some(), "disease")?;
+            forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")
+        }
+    }
+}
+
+fn subsidy_granted(p: &SubsidyGranted) -> Result<(), FieldError> {
+    subsidy_copay(p.copay_percent)?;
+    if let Some(until) = p.valid_until {
+        if until < p.valid_from {
+            return Err(FieldError::new(
+                "valid_until",
+                format!(
+                    "must not be before valid_from ({}), got {until}",
+                    p.valid_from
+                ),
+            ));
+        }
+    }
+    if let Some(r) = &p.remarks {
+        free_text(r, "remarks", false)?;
+    }
+    Ok(())
+}
+
+fn subsidy_changed(p: &SubsidyChanged) -> Result<(), FieldError> {
+    let any = p.recipient_number.is_some()
+        || p.copay_percent.is_some()
+        || p.copay_amount_yen.is_some()
+        || p.valid_until.is_some()
+        || p.method.is_some()
+        || p.remarks.is_some();
+    if !any {
+        return Err(FieldError::new(
+            "effective_on",
+            "a change must set at least one attribute",
+        ));
+    }
+    subsidy_copay(p.copay_percent)?;
+    if let Some(r) = &p.remarks {
+        free_text(r, "remarks", false)?;
+    }
+    Ok(())
+}
+
+fn subsidy_copay(p: Option<u8>) -> Result<(), FieldError> {
+    match p {
+        Some(p) if p > 30 => Err(FieldError::new(
+            "copay_percent",
+            format!("a subsidy's copay is 0 to 30 percent, got {p}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn free_text(s: &str, field: &str, required: bool) -> Result<(), FieldError> {
+    if required && s.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if s.chars().count() > MAX_FREE_TEXT {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_FREE_TEXT} characters"),
+        ));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn no_duplicates<T: PartialEq + Copy + std::fmt::Debug>(
+    items: &[T],
+    field: &str,
+) -> Result<(), FieldError> {
+    for (i, a) in items.iter().enumerate() {
+        if items[..i].contains(a) {
+            return Err(FieldError::new(field, format!("lists {a:?} twice")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The event log of record: an append-only, partitioned sequence of events.
+//!
+//! One interface, [`EventLog`], with the embedded RocksDB log as the default
+//! ([`embedded::EmbeddedLog`]) and Kafka behind the same trait. Records are
+//! keyed by the person's link number (紐付番号); the key picks the partition, so
+//! one person's events are totally ordered. The log stamps each record with its
+//! [`RecordTime`], monotonic per partition and stored with the record, so every
+//! replay sees the same times.
+//!
+//! The log stores opaque bytes (Avro single-object encoded events); it does not
+//! decode or validate them — that is intake's and the projectors' job.
+
+#[cfg(any(test, feature = "contract-tests"))]
+pub mod contract;
+pub mod embedded;
+pub mod partitioner;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::domain::time::RecordTime;
+
+/// A partition number, `0..partitions`.
+pub type Partition = u32;
+/// An offset within a partition; the first record has offset 0.
+pub type Offset = u64;
+
+/// A record to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendRequest {
+    /// Partitioning key: the person's link number, as bytes.
+    pub key: Vec<u8>,
+    /// The event's id (UUIDv7), used to acknowledge a re-sent event again
+    /// without appending it twice where the log can tell.
+    pub event_id: Uuid,
+    /// Kafka-style headers (name, value), kept with the record.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The encoded event.
+    pub value: Vec<u8>,
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: Partition,
+    pub offset: Offset,
+    pub record_time: RecordTime,
+}
+
+/// The outcome of one append request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly and durably appended.
+    New(Position),
+    /// An event with this id was already in the log; this is where it is.
+    Duplicate(Position),
+}
+
+impl Appended {
+    pub fn position(&self) -> Position {
+        match self {
+            Appended::New(p) | Appended::Duplicate(p) => *p,
+        }
+    }
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub partition: Partition,
+    pub offset: Offset,
+    pub record_time: RecordTime,
+    pub key: Vec<u8>,
+    pub event_id: Uuid,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub value: Vec<u8>,
+}
+
+/// Errors of the event log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("log storage at {path}: {source}")]
+    Storage {
+        path: String,
+        source: rocksdb::Error,
+    },
+    #[error("log record {partition}:{offset} is corrupt: {reason}")]
+    Corrupt {
+        partition: Partition,
+        offset: Offset,
+        reason: String,
+    },
+    #[error("partition {partition} does not exist (the log has {partitions})")]
+    NoSuchPartition {
+        partition: Partition,
+        partitions: u32,
+    },
+    #[error("the log was created with {existing} partitions, not {requested}")]
+    PartitionCountMismatch { existing: u32, requested: u32 },
+    #[error("the log is closed")]
+    Closed,
+    #[error("log unavailable, retry later: {0}")]
+    Unavailable(String),
+}
+
+/// The event log: durable, append-only, partitioned by key.
+pub trait EventLog: Send + Sync + std::fmt::Debug {
+    /// Number of partitions; fixed for the life of the log.
+    fn partitions(&self) -> u32;
+
+    /// The partition a key's records go to.
+    fn partition_for(&self, key: &[u8]) -> Partition {
+        partitioner::partition_for(key, self.partitions())
+    }
+
+    /// Appends the batch; returns once every record is durable (synced), one
+    /// outcome per request, in order.
+    fn append(&self, batch: Vec<AppendRequest>) -> Result<Vec<Appended>, LogError>;
+
+    /// Up to `max` records of `partition` from offset `from` on, in offset order.
+    fn read(
+        &self,
+        partition: Partition,
+        from: Offset,
+        max: usize,
+    ) -> Result<Vec<LogRecord>, LogError>;
+
+    /// The offset the next appended record of `partition` will get.
+    fn end_offset(&self, partition: Partition) -> Result<Offset, LogError>;
+
+    /// Blocks until `partition` has a record at `from` or later, or `timeout`
+    /// passes; returns whether one is there.
+    fn wait_for(
+        &self,
+        partition: Partition,
+        from: Offset,
+        timeout: Duration,
+    ) -> Result<bool, LogError>;
+}

@@ -1,0 +1,585 @@
+//! Applying one log record to the views, inside a [`Txn`].
+//!
+//! Decode, check it against what the ledger holds, update the entity's
+//! facts, recompute its timeline and write the difference as version rows:
+//! segments that no longer hold are closed at this record's time, new ones
+//! opened. An event that cannot be applied is written to the dead-letter
+//! view with its reason and changes nothing else; it never stops the
+//! projector. Every write is keyed by the person, so partitions never
+//! touch the same keys and a rebuild in any interleaving gives the same bytes.
+
+use ledger::domain::*;
+use ledger::event::{avro, Event, Payload, QualificationRetracted};
+use ledger::log::LogRecord;
+
+use crate::error::ProjectorError;
+use crate::keys::{self, EntityKind};
+use crate::model::*;
+use crate::timeline;
+use crate::txn::Txn;
+
+/// What became of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// The same event id was already applied from this partition.
+    Duplicate,
+    DeadLettered,
+}
+
+/// Why an event cannot be applied.
+#[derive(Debug)]
+struct Reject {
+    field: Option<String>,
+    reason: String,
+}
+
+fn reject(reason: impl Into<String>) -> Reject {
+    Reject {
+        field: None,
+        reason: reason.into(),
+    }
+}
+
+fn reject_at(field: &str, reason: impl Into<String>) -> Reject {
+    Reject {
+        field: Some(field.to_owned()),
+        reason: reason.into(),
+    }
+}
+
+enum Step {
+    Done,
+    Rejected(Reject),
+}
+
+impl From<Reject> for Step {
+    fn from(r: Reject) -> Step {
+        Step::Rejected(r)
+    }
+}
+
+/// Applies one record; storage errors are the only errors.
+pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, ProjectorError> {
+    let dead = |txn: &mut Txn<'_>, event_type: Option<String>, r: Reject| {
+        let letter = DeadLetter {
+            partition: rec.partition,
+            offset: rec.offset,
+            record_time: rec.record_time,
+            event_id: rec.event_id,
+            event_type,
+            field: r.field,
+            reason: r.reason,
+        };
+        tracing::warn!(partition = rec.partition, offset = rec.offset, event_id = %rec.event_id,
+            field = letter.field.as_deref().unwrap_or(""), "event dead-lettered");
+        txn.put(keys::dead_letter(rec.partition, rec.offset), &letter);
+        Outcome::DeadLettered
+    };
+    let event = match avro::decode(&rec.value) {
+        Ok(e) => e,
+        Err(avro::AvroError::Invalid { event_type, error }) => {
+            return Ok(dead(
+                txn,
+                Some(event_type.name().into()),
+                reject_at(&error.field, error.rule),
+            ))
+        }
+        Err(e) => return Ok(dead(txn, None, reject(e.to_string()))),
+    };
+    let event_type = Some(event.event_type().name().to_owned());
+    if rec.key != event.envelope.link.as_str().as_bytes() {
+        return Ok(dead(
+            txn,
+            event_type,
+            reject_at(
+                "envelope.link",
+                "does not match the record key (the partitioning key must be the link number)",
+            ),
+        ));
+    }
+    if event.envelope.event_id != rec.event_id {
+        return Ok(dead(
+            txn,
+            event_type,
+            reject_at("envelope.event_id", "does not match the record's event id"),
+        ));
+    }
+    let applied_key = keys::applied(rec.partition, rec.event_id);
+    if txn.exists(&applied_key)? {
+        return Ok(Outcome::Duplicate);
+    }
+    let by = EventRef {
+        event_id: event.envelope.event_id,
+        source: event.envelope.source.clone(),
+        partition: rec.partition,
+        offset: rec.offset,
+        record_time: rec.record_time,
+    };
+    let mut ctx = Ctx {
+        txn,
+        link: event.envelope.link.as_str().to_owned(),
+        by,
+    };
+    match ctx.event(&event)? {
+        Step::Done => {
+            ctx.txn.put(applied_key, &rec.offset);
+            Ok(Outcome::Applied)
+        }
+        Step::Rejected(r) => Ok(dead(ctx.txn, event_type, r)),
+    }
+}
+
+struct Ctx<'t, 'db> {
+    txn: &'t mut Txn<'db>,
+    link: String,
+    by: EventRef,
+}
+
+type Res = Result<Step, ProjectorError>;
+
+impl Ctx<'_, '_> {
+    fn event(&mut self, event: &Event) -> Res {
+        let p = &event.payload;
+        match p {
+            Payload::QualificationAcquired(a) => {
+                let state = self.entity(EntityKind::Qualification, a.qualification_id.as_str())?;
+                if has_acquisition(&state) {
+                    return Ok(reject_at("qualification_id", "this qualification is already acquired; a re-join is a new qualification id, a correction is QualificationChanged or a retraction").into());
+                }
+                self.change(
+                    EntityKind::Qualification,
+                    a.qualification_id.as_str(),
+                    state,
+                    p,
+                )
+            }
+            Payload::QualificationChanged(c) => {
+                let state = self.entity(EntityKind::Qualification, c.qualification_id.as_str())?;
+                let Some(acq) = acquisition(&state) else {
+                    return Ok(
+                        reject_at("qualification_id", "change of an unknown qualification").into(),
+                    );
+                };
+                if c.effective_on < acq.acquired_on {
+                    return Ok(reject_at(
+                        "effective_on",
+                        format!(
+                            "is before the qualification was acquired ({})",
+                            acq.acquired_on
+                        ),
+                    )
+                    .into());
+                }
+                let mut after = timeline::qualification_base(acq);
+                timeline::apply_change(&mut after, c);
+                if let Err(e) = IndividualInsuredNumber::new(
+                    after.insurer_number.clone(),
+                    after.card_symbol.clone(),
+                    after.card_number.clone(),
+                    after.branch.clone(),
+                ) {
+                    return Ok(reject_at(&e.field, e.rule).into());
+                }
+                if let Err(v) = after.card_kind.allowed_for(after.insurer_kind) {
+                    return Ok(reject_at("card_kind", v.rule()).into());
+                }
+                self.change(
+                    EntityKind::Qualification,
+                    c.qualification_id.as_str(),
+                    state,
+                    p,
+                )
+            }
+            Payload::QualificationLost(l) => {
+                let state = self.entity(EntityKind::Qualification, l.qualification_id.as_str())?;
+                let Some(acq) = acquisition(&state) else {
+                    return Ok(
+                        reject_at("qualification_id", "loss of an unknown qualification").into(),
+                    );
+                };
+                if l.lost_on <= acq.acquired_on {
+                    return Ok(reject_at(
+                        "lost_on",
+                        format!(
+                            "loss before acquisition: must be after acquired_on ({})",
+                            acq.acquired_on
+                        ),
+                    )
+                    .into());
+                }
+                self.change(
+                    EntityKind::Qualification,
+                    l.qualification_id.as_str(),
+                    state,
+                    p,
+                )
+            }
+            Payload::QualificationRetracted(r) => self.retract(r),
+            Payload::CertificateIssued(c) => {
+                let qual = self.entity(EntityKind::Qualification, c.qualification_id.as_str())?;
+                if !has_acquisition(&qual) {
+                    return Ok(reject_at(
+                        "qualification_id",
+                        "certificate for an unknown qualification of this person",
+                    )
+                    .into());
+                }
+                let state = self.entity(EntityKind::Certificate, c.certificate_id.as_str())?;
+                if !state.facts.is_empty() {
+                    return Ok(
+                        reject_at("certificate_id", "this certificate is already issued").into(),
+                    );
+                }
+                self.change(EntityKind::Certificate, c.certificate_id.as_str(), state, p)
+            }
+            Payload::CertificateEnded(e) => {
+                let state = self.entity(EntityKind::Certificate, e.certificate_id.as_str())?;
+                let Some(issued) = state.facts.iter().find_map(|f| match &f.payload {
+                    Payload::CertificateIssued(c) => Some(c),
+                    _ => None,
+                }) else {
+                    return Ok(reject_at("certificate_id", "end of an unknown certificate").into());
+                };
+                if e.ended_on <= issued.valid_from {
+                    return Ok(reject_at(
+                        "ended_on",
+                        format!("must be after valid_from ({})", issued.valid_from),
+                    )
+                    .into());
+                }
+                self.change(EntityKind::Certificate, e.certificate_id.as_str(), state, p)
+            }
+            Payload::CardLinkRequested(r) => {
+                let key = keys::link_request(&self.link, r.request_id.as_str());
+                if self.txn.exists(&key)? {
+                    return Ok(
+                        reject_at("request_id", "a request with this id already exists").into(),
+                    );
+                }
+                let status = LinkRequestStatus {
+                    request_id: r.request_id.clone(),
+                    card_serial: r.card_serial.clone(),
+                    notice_requested: r.notice_requested,
+                    requested_by: self.by.clone(),
+                    outcome: None,
+                };
+                self.txn.put(key, &status);
+                Ok(Step::Done)
+            }
+            Payload::CardLinkRejected(r) => {
+                let key = keys::link_request(&self.link, r.request_id.as_str());
+                let Some(mut status) = self.txn.get::<LinkRequestStatus>(&key)? else {
+                    return Ok(
+                        reject_at("request_id", "rejection of an unknown link request").into(),
+                    );
+                };
+                if status.outcome.is_some() {
+                    return Ok(
+                        reject_at("request_id", "the link request is already decided").into(),
+                    );
+                }
+                status.outcome = Some(LinkOutcome::Rejected {
+                    by: self.by.clone(),
+                    reason: r.reason,
+                });
+                self.txn.put(key, &status);
+                Ok(Step::Done)
+            }
+            Payload::CardLinked(l) => {
+                let insured = match l.insured_number() {
+                    Ok(n) => n,
+                    Err(e) => return Ok(reject_at(&e.field, e.rule).into()),
+                };
+                if !self.holds_live_qualification(&insured)? {
+                    return Ok(reject_at("card_number", "link to an unknown individual insured number: no qualification of this person carries it").into());
+                }
+                let state = self.entity(EntityKind::CardLink, l.card_serial.as_str())?;
+                if state.current.iter().any(|s| s.valid_to.is_none()) {
+                    return Ok(reject_at("card_serial", "this serial is already linked").into());
+                }
+                if let Some(last_end) = state.current.iter().filter_map(|s| s.valid_to).max() {
+                    if l.linked_on < last_end {
+                        return Ok(reject_at(
+                            "linked_on",
+                            format!("overlaps the previous link, which ended on {last_end}"),
+                        )
+                        .into());
+                    }
+                }
+                if let Some(request_id) = &l.request_id {
+                    let key = keys::link_request(&self.link, request_id.as_str());
+                    if let Some(mut status) = self.txn.get::<LinkRequestStatus>(&key)? {
+                        if status.outcome.is_some() {
+                            return Ok(reject_at(
+                                "request_id",
+                                "the link request is already decided",
+                            )
+                            .into());
+                        }
+                        status.outcome = Some(LinkOutcome::Linked {
+                            by: self.by.clone(),
+                        });
+                        self.txn.put(key, &status);
+                    }
+                }
+                self.txn
+                    .put(keys::serial_index(l.card_serial.as_str(), &self.link), &());
+                self.change(EntityKind::CardLink, l.card_serial.as_str(), state, p)
+            }
+            Payload::CardUnlinked(u) => {
+                let state = self.entity(EntityKind::CardLink, u.card_serial.as_str())?;
+                let Some(open) = state.current.iter().find(|s| s.valid_to.is_none()) else {
+                    return Ok(reject_at(
+                        "card_serial",
+                        "this serial is not linked to this person",
+                    )
+                    .into());
+                };
+                if u.unlinked_on <= open.valid_from {
+                    return Ok(reject_at(
+                        "unlinked_on",
+                        format!("must be after linked_on ({})", open.valid_from),
+                    )
+                    .into());
+                }
+                self.change(EntityKind::CardLink, u.card_serial.as_str(), state, p)
+            }
+            Payload::SubsidyGranted(g) => {
+                let state = self.entity(EntityKind::Subsidy, g.subsidy_id.as_str())?;
+                if !state.facts.is_empty() {
+                    return Ok(reject_at("subsidy_id", "this subsidy is already granted").into());
+                }
+                self.change(EntityKind::Subsidy, g.subsidy_id.as_str(), state, p)
+            }
+            Payload::SubsidyChanged(c) => {
+                let state = self.entity(EntityKind::Subsidy, c.subsidy_id.as_str())?;
+                let Some(from) = subsidy_from(&state) else {
+                    return Ok(reject_at("subsidy_id", "change of an unknown subsidy").into());
+                };
+                if c.effective_on < from {
+                    return Ok(reject_at(
+                        "effective_on",
+                        format!("is before the subsidy starts ({from})"),
+                    )
+                    .into());
+                }
+                self.change(EntityKind::Subsidy, c.subsidy_id.as_str(), state, p)
+            }
+            Payload::SubsidyEnded(e) => {
+                let state = self.entity(EntityKind::Subsidy, e.subsidy_id.as_str())?;
+                let Some(from) = subsidy_from(&state) else {
+                    return Ok(reject_at("subsidy_id", "end of an unknown subsidy").into());
+                };
+                if e.ended_on <= from {
+                    return Ok(
+                        reject_at("ended_on", format!("must be after valid_from ({from})")).into(),
+                    );
+                }
+                self.change(EntityKind::Subsidy, e.subsidy_id.as_str(), state, p)
+            }
+        }
+    }
+
+    fn entity(&self, kind: EntityKind, id: &str) -> Result<EntityState, ProjectorError> {
+        Ok(self
+            .txn
+            .get(&keys::entity(&self.link, kind, id))?
+            .unwrap_or_default())
+    }
+
+    /// Adds the event to the entity's facts and writes the new timeline.
+    fn change(
+        &mut self,
+        kind: EntityKind,
+        id: &str,
+        mut state: EntityState,
+        payload: &Payload,
+    ) -> Res {
+        state.facts.push(Fact {
+            by: self.by.clone(),
+            payload: payload.clone(),
+        });
+        self.txn.put(
+            keys::event(&self.link, self.by.event_id),
+            &EntityRef {
+                kind,
+                id: id.to_owned(),
+            },
+        );
+        self.rewrite(kind, id, state)
+    }
+
+    /// Recomputes the timeline from the facts; closes what no longer holds,
+    /// opens what is new, keeps what is unchanged.
+    fn rewrite(&mut self, kind: EntityKind, id: &str, mut state: EntityState) -> Res {
+        let spans = timeline::of(kind, &state.facts);
+        let mut old = std::mem::take(&mut state.current);
+        let mut next = Vec::with_capacity(spans.len());
+        for (from, to, snapshot) in spans {
+            if let Some(i) = old
+                .iter()
+                .position(|o| o.valid_from == from && o.valid_to == to && o.snapshot == snapshot)
+            {
+                next.push(old.swap_remove(i));
+                continue;
+            }
+            if let Snapshot::Qualification(q) = &snapshot {
+                self.index_insured(q)?;
+            }
+            let seg = Segment {
+                valid_from: from,
+                valid_to: to,
+                snapshot,
+                recorded_from: self.by.record_time,
+                created_by: self.by.clone(),
+            };
+            self.put_row(kind, id, &seg, None);
+            next.push(seg);
+        }
+        for closed in &old {
+            let by = self.by.clone();
+            self.put_row(kind, id, closed, Some(by));
+        }
+        next.sort_by_key(|s| s.valid_from);
+        state.current = next;
+        self.txn.put(keys::entity(&self.link, kind, id), &state);
+        Ok(Step::Done)
+    }
+
+    fn put_row(&mut self, kind: EntityKind, id: &str, seg: &Segment, closed_by: Option<EventRef>) {
+        let row = VersionRow {
+            valid_from: seg.valid_from,
+            valid_to: seg.valid_to,
+            recorded_from: seg.recorded_from,
+            recorded_to: closed_by.as_ref().map(|b| b.record_time),
+            created_by: seg.created_by.clone(),
+            closed_by,
+            snapshot: seg.snapshot.clone(),
+        };
+        let key = keys::version(
+            &self.link,
+            kind,
+            id,
+            seg.valid_from,
+            seg.recorded_from,
+            seg.created_by.offset,
+        );
+        self.txn.put(key, &row);
+    }
+
+    /// Records that this person's qualification carries this number.
+    fn index_insured(&mut self, q: &QualificationSnapshot) -> Result<(), ProjectorError> {
+        let Some(number) = q.insured_number() else {
+            return Ok(());
+        };
+        let key = keys::insured_index(&number.index_key(), &self.link);
+        let mut ids: Vec<QualificationId> = self.txn.get(&key)?.unwrap_or_default();
+        if !ids.contains(&q.qualification_id) {
+            ids.push(q.qualification_id.clone());
+            ids.sort();
+            self.txn.put(key, &ids);
+        }
+        Ok(())
+    }
+
+    /// Whether a qualification of this person currently carries `number`.
+    fn holds_live_qualification(
+        &self,
+        number: &IndividualInsuredNumber,
+    ) -> Result<bool, ProjectorError> {
+        let key = keys::insured_index(&number.index_key(), &self.link);
+        let ids: Vec<QualificationId> = self.txn.get(&key)?.unwrap_or_default();
+        for id in ids {
+            let state = self.entity(EntityKind::Qualification, id.as_str())?;
+            let carries = state.current.iter().any(|s| match &s.snapshot {
+                Snapshot::Qualification(q) => q.insured_number().as_ref() == Some(number),
+                _ => false,
+            });
+            if carries {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn retract(&mut self, r: &QualificationRetracted) -> Res {
+        let (kind, id, event_id) = match (&r.retracted_event_id, &r.retracted_qualification_id) {
+            (Some(event_id), None) => {
+                let Some(target) = self
+                    .txn
+                    .get::<EntityRef>(&keys::event(&self.link, *event_id))?
+                else {
+                    return Ok(reject_at(
+                        "retracted_event_id",
+                        "retraction of an unknown event of this person",
+                    )
+                    .into());
+                };
+                (target.kind, target.id, Some(*event_id))
+            }
+            (None, Some(q)) => (EntityKind::Qualification, q.as_str().to_owned(), None),
+            _ => {
+                return Ok(reject_at("retracted_event_id", "exactly one target must be set").into())
+            }
+        };
+        if kind == EntityKind::CardLink {
+            return Ok(reject_at(
+                "retracted_event_id",
+                "card links are ended by CardUnlinked, not retracted",
+            )
+            .into());
+        }
+        let mut state = self.entity(kind, &id)?;
+        match event_id {
+            None => {
+                if !has_acquisition(&state) {
+                    return Ok(reject_at(
+                        "retracted_qualification_id",
+                        "retraction of an unknown or already retracted qualification",
+                    )
+                    .into());
+                }
+                state.facts.clear();
+            }
+            Some(event_id) => {
+                let Some(pos) = state.facts.iter().position(|f| f.by.event_id == event_id) else {
+                    return Ok(
+                        reject_at("retracted_event_id", "the event is already retracted").into(),
+                    );
+                };
+                let founding = matches!(
+                    state.facts[pos].payload,
+                    Payload::QualificationAcquired(_)
+                        | Payload::CertificateIssued(_)
+                        | Payload::SubsidyGranted(_)
+                );
+                if founding {
+                    // Without its founding event the record never existed.
+                    state.facts.clear();
+                } else {
+                    state.facts.remove(pos);
+                }
+            }
+        }
+        self.rewrite(kind, &id, state)
+    }
+}
+
+fn acquisition(state: &EntityState) -> Option<&ledger::event::QualificationAcquired> {
+    state.facts.iter().find_map(|f| match &f.payload {
+        Payload::QualificationAcquired(a) => Some(a),
+        _ => None,
+    })
+}
+
+fn has_acquisition(state: &EntityState) -> bool {
+    acquisition(state).is_some()
+}
+
+fn subsidy_from(state: &EntityState) -> Option<Day> {
+    state.facts.iter().find_map(|f| match &f.payload {
+        Payload::SubsidyGranted(g) => Some(g.valid_from),
+        _ => None,
+    })
+}

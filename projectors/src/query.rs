@@ -1,0 +1,314 @@
+//! The bitemporal query engine: "on date X, as known at instant T".
+//!
+//! A person's version rows are one prefix scan; a row answers when it is
+//! valid on the date (`valid_from <= on < valid_to`) and was known at T
+//! (`recorded_from <= T < recorded_to`; "now" means not yet closed). Indexes
+//! from insured number and card serial to person are candidate lists only:
+//! every answer is checked against the rows as known at T, so a number the
+//! ledger learned after T, or a retracted one, is not found.
+
+use ledger::domain::*;
+use ledger::event::Payload;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::ProjectorError;
+use crate::keys::{self, EntityKind, ViewKey};
+use crate::model::*;
+use crate::store::Views;
+use crate::txn;
+
+/// What a lookup is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupKey {
+    /// 個人単位被保険者番号
+    Insured(IndividualInsuredNumber),
+    /// シリアル of a linked My Number card.
+    Card(CardSerial),
+}
+
+/// The answer to an eligibility question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Lookup {
+    /// The key identifies a person; these qualifications were valid on the
+    /// date (possibly none).
+    Found(Eligibility),
+    /// The ledger did not know the key at that time.
+    NotFound,
+    /// The serial was linked but the link had ended by the date.
+    NotLinked { since: Day },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Eligibility {
+    pub on: Day,
+    /// The record time asked about; `None` is "as known now".
+    pub as_of: Option<RecordTime>,
+    /// Every qualification valid on the date (two are legal: duplicate enrolment).
+    pub qualifications: Vec<QualificationAnswer>,
+    /// Subsidies valid on the date.
+    pub subsidies: Vec<SubsidySnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QualificationAnswer {
+    #[serde(flatten)]
+    pub qualification: QualificationSnapshot,
+    /// The claim payer for this insurer (支払基金 or 国保連合会).
+    pub payer: PayerOrganisation,
+    /// Certificates of this qualification valid on the date.
+    pub certificates: Vec<CertificateSnapshot>,
+    /// When the ledger recorded this version, and the event that made it.
+    pub recorded_at: RecordTime,
+    pub event_id: Uuid,
+}
+
+/// One version row of a person, for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub kind: &'static str,
+    pub entity_id: String,
+    pub valid_from: Day,
+    pub valid_to: Option<Day>,
+    pub recorded_from: RecordTime,
+    pub recorded_to: Option<RecordTime>,
+    pub created_by: EventRef,
+    pub closed_by: Option<EventRef>,
+    pub snapshot: Snapshot,
+}
+
+/// A person's records: version rows plus link requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct History {
+    pub link: String,
+    pub versions: Vec<HistoryEntry>,
+}
+
+impl Views {
+    fn rows_of(&self, link: &str) -> Result<Vec<(EntityKind, String, VersionRow)>, ProjectorError> {
+        let prefix = keys::versions_of_person(link);
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&prefix)? {
+            let rest = &k[prefix.as_bytes().len()..];
+            let kind = rest.first().copied().and_then(EntityKind::from_byte);
+            let id_end = rest.iter().skip(1).position(|&b| b == 0).map(|i| i + 1);
+            let (Some(kind), Some(id_end)) = (kind, id_end) else {
+                return Err(ProjectorError::Corrupt {
+                    key: hex::encode(&k),
+                    reason: "malformed version key".into(),
+                });
+            };
+            let id = String::from_utf8_lossy(&rest[1..id_end]).into_owned();
+            let row: VersionRow = txn::decode(&ViewKey::from_stored(&k), &v)?;
+            out.push((kind, id, row));
+        }
+        Ok(out)
+    }
+
+    fn candidates(&self, prefix: &ViewKey) -> Result<Vec<String>, ProjectorError> {
+        Ok(self
+            .scan(prefix)?
+            .iter()
+            .filter_map(|(k, _)| keys::link_of_index_key(k, prefix))
+            .collect())
+    }
+
+    /// Eligibility on `on`, as known at `as_of` (`None`: now).
+    pub fn eligibility(
+        &self,
+        key: &LookupKey,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Lookup, ProjectorError> {
+        let mut found: Vec<Vec<(EntityKind, String, VersionRow)>> = Vec::new();
+        let mut not_linked_since: Option<Day> = None;
+        match key {
+            LookupKey::Insured(number) => {
+                for link in self.candidates(&keys::insured_index_prefix(&number.index_key()))? {
+                    let rows = self.rows_of(&link)?;
+                    let carries = rows.iter().any(|(_, _, r)| {
+                        r.known_at(as_of)
+                            && matches!(&r.snapshot, Snapshot::Qualification(q) if q.insured_number().as_ref() == Some(number))
+                    });
+                    if carries {
+                        found.push(rows);
+                    }
+                }
+            }
+            LookupKey::Card(serial) => {
+                for link in self.candidates(&keys::serial_index_prefix(serial.as_str()))? {
+                    let rows = self.rows_of(&link)?;
+                    let periods: Vec<&VersionRow> = rows
+                        .iter()
+                        .filter(|(kind, id, r)| {
+                            *kind == EntityKind::CardLink
+                                && id == serial.as_str()
+                                && r.known_at(as_of)
+                        })
+                        .map(|(_, _, r)| r)
+                        .collect();
+                    if periods.is_empty() {
+                        continue;
+                    }
+                    let last_end = periods.iter().map(|r| r.valid_to).max().flatten();
+                    let open = periods.iter().any(|r| r.valid_to.is_none());
+                    match last_end {
+                        Some(end) if !open && on >= end => {
+                            not_linked_since =
+                                Some(not_linked_since.map_or(end, |d: Day| d.max(end)));
+                        }
+                        _ => found.push(rows),
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(match not_linked_since {
+                Some(since) => Lookup::NotLinked { since },
+                None => Lookup::NotFound,
+            });
+        }
+        let mut qualifications = Vec::new();
+        let mut subsidies = Vec::new();
+        for rows in &found {
+            let current = rows
+                .iter()
+                .filter(|(_, _, r)| r.known_at(as_of) && r.valid_on(on));
+            let mut certificates: Vec<&CertificateSnapshot> = Vec::new();
+            for (_, _, row) in current {
+                match &row.snapshot {
+                    Snapshot::Qualification(q) => qualifications.push(QualificationAnswer {
+                        qualification: q.clone(),
+                        payer: q.insurer_kind.payer(),
+                        certificates: Vec::new(),
+                        recorded_at: row.recorded_from,
+                        event_id: row.created_by.event_id,
+                    }),
+                    Snapshot::Certificate(c) => certificates.push(c),
+                    Snapshot::Subsidy(s) => subsidies.push(s.clone()),
+                    Snapshot::CardLink(_) => {}
+                }
+            }
+            for c in certificates {
+                if let Some(q) = qualifications
+                    .iter_mut()
+                    .find(|q| q.qualification.qualification_id == c.qualification_id)
+                {
+                    q.certificates.push(c.clone());
+                }
+            }
+        }
+        qualifications.sort_by(|a, b| {
+            (
+                a.qualification.acquired_on,
+                &a.qualification.qualification_id,
+            )
+                .cmp(&(
+                    b.qualification.acquired_on,
+                    &b.qualification.qualification_id,
+                ))
+        });
+        subsidies.sort_by(|a, b| (a.valid_from, &a.subsidy_id).cmp(&(b.valid_from, &b.subsidy_id)));
+        Ok(Lookup::Found(Eligibility {
+            on,
+            as_of,
+            qualifications,
+            subsidies,
+        }))
+    }
+
+    /// Every version of a person's records with both time axes and the
+    /// event that made (and closed) it, in record-time order.
+    pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ProjectorError> {
+        let rows = self.rows_of(link.as_str())?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut versions: Vec<HistoryEntry> = rows
+            .into_iter()
+            .map(|(kind, id, r)| HistoryEntry {
+                kind: kind.name(),
+                entity_id: id,
+                valid_from: r.valid_from,
+                valid_to: r.valid_to,
+                recorded_from: r.recorded_from,
+                recorded_to: r.recorded_to,
+                created_by: r.created_by,
+                closed_by: r.closed_by,
+                snapshot: r.snapshot,
+            })
+            .collect();
+        versions.sort_by(|a, b| {
+            (
+                a.recorded_from,
+                a.created_by.offset,
+                a.kind,
+                &a.entity_id,
+                a.valid_from,
+            )
+                .cmp(&(
+                    b.recorded_from,
+                    b.created_by.offset,
+                    b.kind,
+                    &b.entity_id,
+                    b.valid_from,
+                ))
+        });
+        Ok(Some(History {
+            link: link.as_str().to_owned(),
+            versions,
+        }))
+    }
+
+    /// Dead letters in (partition, offset) order, after `after` if given.
+    pub fn dead_letters(
+        &self,
+        after: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, ProjectorError> {
+        let mut out = Vec::new();
+        for (k, v) in self.scan(&keys::dead_letters_prefix())? {
+            let letter: DeadLetter = txn::decode(&ViewKey::from_stored(&k), &v)?;
+            if after.is_some_and(|a| (letter.partition, letter.offset) <= a) {
+                continue;
+            }
+            out.push(letter);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of dead letters.
+    pub fn dead_letter_count(&self) -> Result<usize, ProjectorError> {
+        Ok(self.scan(&keys::dead_letters_prefix())?.len())
+    }
+
+    /// The payloads of a person's current facts (for the oracle tests and audit).
+    pub fn current_facts(
+        &self,
+        link: &LinkNumber,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Vec<Payload>, ProjectorError> {
+        let key = keys::entity(link.as_str(), kind, id);
+        Ok(
+            match self
+                .db
+                .get(key.as_bytes())
+                .map_err(|source| ProjectorError::Storage {
+                    path: self.path().display().to_string(),
+                    source,
+                })? {
+                None => Vec::new(),
+                Some(v) => txn::decode::<EntityState>(&key, &v)?
+                    .facts
+                    .into_iter()
+                    .map(|f| f.payload)
+                    .collect(),
+            },
+        )
+    }
+}

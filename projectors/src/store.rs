@@ -1,0 +1,218 @@
+//! The views database: open (checking the key format), apply batches of log
+//! records atomically with their offsets, read back offsets and raw pairs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ledger::log::{LogRecord, Offset, Partition};
+use rocksdb::{Direction, IteratorMode, Options, WriteOptions, DB};
+
+use crate::apply::{self, Outcome};
+use crate::error::ProjectorError;
+use crate::keys::{self, ViewKey, KEY_FORMAT_VERSION};
+use crate::txn::{self, Txn};
+
+/// Counts from applying records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub applied: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+    /// Records at offsets already consumed (re-delivered after a restart).
+    pub skipped: u64,
+}
+
+impl std::ops::AddAssign for ApplyStats {
+    fn add_assign(&mut self, o: ApplyStats) {
+        self.applied += o.applied;
+        self.duplicates += o.duplicates;
+        self.dead_lettered += o.dead_lettered;
+        self.skipped += o.skipped;
+    }
+}
+
+/// The RocksDB views of one data directory.
+#[derive(Debug)]
+pub struct Views {
+    pub(crate) db: DB,
+    path: PathBuf,
+    read_only: bool,
+}
+
+fn storage(path: &Path) -> impl Fn(rocksdb::Error) -> ProjectorError + '_ {
+    move |source| ProjectorError::Storage {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Views {
+    /// Opens (creating if absent) the views at `dir`.
+    pub fn open(dir: &Path) -> Result<Views, ProjectorError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.increase_parallelism(2);
+        let db = DB::open(&opts, dir).map_err(storage(dir))?;
+        let views = Views {
+            db,
+            path: dir.to_owned(),
+            read_only: false,
+        };
+        match views.stored_format()? {
+            None => views
+                .db
+                .put(
+                    keys::meta_format().as_bytes(),
+                    KEY_FORMAT_VERSION.to_be_bytes(),
+                )
+                .map_err(storage(dir))?,
+            Some(f) if f == KEY_FORMAT_VERSION => {}
+            Some(found) => {
+                return Err(ProjectorError::FormatMismatch {
+                    path: dir.display().to_string(),
+                    found,
+                    expected: KEY_FORMAT_VERSION,
+                })
+            }
+        }
+        Ok(views)
+    }
+
+    /// Opens existing views read-only (alongside a running server).
+    pub fn open_read_only(dir: &Path) -> Result<Views, ProjectorError> {
+        let db = DB::open_for_read_only(&Options::default(), dir, false).map_err(storage(dir))?;
+        let views = Views {
+            db,
+            path: dir.to_owned(),
+            read_only: true,
+        };
+        if let Some(found) = views.stored_format()? {
+            if found != KEY_FORMAT_VERSION {
+                return Err(ProjectorError::FormatMismatch {
+                    path: dir.display().to_string(),
+                    found,
+                    expected: KEY_FORMAT_VERSION,
+                });
+            }
+        }
+        Ok(views)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn stored_format(&self) -> Result<Option<u32>, ProjectorError> {
+        let v = self
+            .db
+            .get(keys::meta_format().as_bytes())
+            .map_err(storage(&self.path))?;
+        Ok(v.and_then(|b| b.try_into().ok()).map(u32::from_be_bytes))
+    }
+
+    /// The next offset to consume, per partition (absent: 0).
+    pub fn offsets(&self) -> Result<BTreeMap<Partition, Offset>, ProjectorError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.scan(&keys::offsets_prefix())? {
+            if let Some(p) = keys::decode_offset_key(&k) {
+                out.insert(p, txn::decode::<Offset>(&ViewKey::from_stored(&k), &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn offset(&self, partition: Partition) -> Result<Offset, ProjectorError> {
+        let key = keys::offset(partition);
+        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
+            None => Ok(0),
+            Some(v) => txn::decode(&key, &v),
+        }
+    }
+
+    /// Applies records of one partition, in offset order, in one atomic
+    /// write together with the new offset. Records before the stored offset
+    /// are skipped (already applied); a gap is an error.
+    pub fn apply(
+        &self,
+        partition: Partition,
+        records: &[LogRecord],
+    ) -> Result<ApplyStats, ProjectorError> {
+        if self.read_only {
+            return Err(ProjectorError::ReadOnly);
+        }
+        let mut next = self.offset(partition)?;
+        let mut stats = ApplyStats::default();
+        let mut txn = Txn::new(&self.db);
+        for rec in records {
+            debug_assert_eq!(rec.partition, partition);
+            if rec.offset < next {
+                stats.skipped += 1;
+                continue;
+            }
+            if rec.offset > next {
+                return Err(ProjectorError::Gap {
+                    partition,
+                    expected: next,
+                    got: rec.offset,
+                });
+            }
+            match apply::record(&mut txn, rec)? {
+                Outcome::Applied => stats.applied += 1,
+                Outcome::Duplicate => stats.duplicates += 1,
+                Outcome::DeadLettered => stats.dead_lettered += 1,
+            }
+            next = rec.offset + 1;
+        }
+        if stats.skipped as usize == records.len() && txn.is_empty() {
+            return Ok(stats);
+        }
+        txn.put(keys::offset(partition), &next);
+        let mut opts = WriteOptions::default();
+        // Views are derived: losing the last batches to a power cut is
+        // repaired by re-projecting from the offsets that survived with them.
+        opts.set_sync(false);
+        self.db
+            .write_opt(txn.into_batch(), &opts)
+            .map_err(storage(&self.path))?;
+        Ok(stats)
+    }
+
+    /// Every (key, value) under `prefix`, in key order.
+    pub(crate) fn scan(
+        &self,
+        prefix: &ViewKey,
+    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, ProjectorError> {
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(storage(&self.path))?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    /// Visits every (key, value) pair of the views in key order.
+    pub fn for_each_pair(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<u64, ProjectorError> {
+        let mut n = 0;
+        for item in self.db.iterator(IteratorMode::Start) {
+            let (k, v) = item.map_err(storage(&self.path))?;
+            f(&k, &v);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Flushes memtables to disk (before a clean shutdown or a digest of files).
+    pub fn flush(&self) -> Result<(), ProjectorError> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.db.flush().map_err(storage(&self.path))
+    }
+}

@@ -1,0 +1,152 @@
+//! A small blocking HTTP/1 client for `--server URL`: JSON in, JSON out.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// How long one request may take (intake may wait for the projector).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A qledger server, reached over plain HTTP.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A response: status and JSON body (a non-JSON body becomes a string).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem's `detail` (or the whole body) for an error message.
+    pub fn detail(&self) -> String {
+        match self.body.get("detail").and_then(Value::as_str) {
+            Some(d) => d.to_owned(),
+            None => self.body.to_string(),
+        }
+    }
+}
+
+impl Remote {
+    /// `url` is `http://HOST:PORT` (a path prefix is kept).
+    pub fn new(url: &str) -> Result<Remote> {
+        let base = url.trim_end_matches('/').to_owned();
+        if !base.starts_with("http://") {
+            bail!("--server must be an http:// URL (TLS is not supported by this client), got {url:?}");
+        }
+        base.parse::<hyper::Uri>()
+            .with_context(|| format!("--server {url:?} is not a valid URL"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP client runtime")?;
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        Ok(Remote {
+            base,
+            client,
+            runtime,
+        })
+    }
+
+    pub fn get(&self, path_and_query: &str) -> Result<Answer> {
+        self.send(Method::GET, path_and_query, None)
+    }
+
+    pub fn post(&self, path_and_query: &str, body: &Value) -> Result<Answer> {
+        self.send(
+            Method::POST,
+            path_and_query,
+            Some(serde_json::to_vec(body).context("encoding the request")?),
+        )
+    }
+
+    fn send(&self, method: Method, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Answer> {
+        let uri = format!("{}{path_and_query}", self.base);
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(&uri)
+            .header(header::ACCEPT, "application/json, application/problem+json")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .with_context(|| format!("cannot build a request for {}", self.base))?;
+        // The query string may hold insured numbers: errors name the route only.
+        let route = path_and_query.split('?').next().unwrap_or_default();
+        let what = || format!("{method} {}{route}", self.base);
+        self.runtime.block_on(async {
+            let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
+                .await
+                .map_err(|_| anyhow!("timed out after {REQUEST_TIMEOUT:?}"))
+                .and_then(|r| r.map_err(anyhow::Error::from))
+                .with_context(what)?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .with_context(what)?
+                .to_bytes();
+            let body = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+            Ok(Answer { status, body })
+        })
+    }
+}
+
+/// Percent-encodes a query or path value (UTF-8; unreserved characters kept).
+pub(crate) fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `?a=1&b=2` from the pairs whose value is present (empty if none).
+pub(crate) fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_kana_and_reserved_characters() {
+        assert_eq!(encode("01130012"), "01130012");
+        assert_eq!(encode("あ"), "%E3%81%82");
+        assert_eq!(
+            encode("2024-04-03T09:00:00+09:00"),
+            "2024-04-03T09%3A00%3A00%2B09%3A00"
+        );
+    }
+
+    #[test]
+    fn query_leaves_out_absent_values() {
+        assert_eq!(query(&[("a", Some("1".into())), ("b", None)]), "?a=1");
+        assert_eq!(query(&[("b", None)]), "");
+    }
+}

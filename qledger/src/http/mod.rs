@@ -1,0 +1,149 @@
+//! The HTTP API (axum): intake of events and eligibility, history and
+//! dead-letter queries, all through [`Ledger`].
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /v1/events[?wait=projected&timeout_ms=N]` | 201 accepted, 200 duplicate, 422 rejected; an array gives 200 with one result per element |
+//! | `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=` | 200 eligibility, 404 not found, 400 bad parameter |
+//! | `GET /v1/eligibility/card/{serial}?on=&as_of=` | 200, 404 not found or card not linked |
+//! | `GET /v1/persons/{link}/history` | 200 history, 404 |
+//! | `GET /v1/dead-letters?after=P:O&limit=N` | 200 `{"dead_letters": [...], "next": "P:O" or null}` |
+//! | `GET /healthz` | 200 `{"status": "ok"}` |
+//!
+//! Errors are `application/problem+json` ([`problem`]). Requests are traced by
+//! route template and status only: query strings carry insured numbers.
+
+pub mod problem;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::Uri;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use self::problem::ApiError;
+pub use self::routes::{DEFAULT_PAGE, DEFAULT_WAIT, MAX_PAGE, MAX_WAIT};
+use crate::service::Ledger;
+
+/// The largest request body accepted (a batch of events); larger is a 413.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The API over `ledger`. Start the projector first if queries should see
+/// what intake appends.
+pub fn router(ledger: Arc<Ledger>) -> Router {
+    routes::routes()
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(trace))
+        .with_state(ledger)
+}
+
+async fn no_route(uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Logs method, route template and status: never the path's values or the
+/// query string, which carry card serials and insured numbers.
+async fn trace(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let route = route.as_deref().unwrap_or("(no route)");
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if response.status().is_server_error() {
+        tracing::warn!(%method, route, status, micros, "request");
+    } else {
+        tracing::info!(%method, route, status, micros, "request");
+    }
+    response
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, lets requests in
+/// flight finish, then shuts the ledger down (projector threads stopped,
+/// views flushed). Start the projector before.
+pub async fn serve(
+    ledger: Ledger,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let ledger = Arc::new(ledger);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving the HTTP API");
+    let served = axum::serve(listener, router(Arc::clone(&ledger)))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("HTTP API stopped; shutting the ledger down");
+    close(ledger).await;
+    served
+}
+
+/// Shuts the ledger down once no request holds it any more: the blocking task
+/// of a request whose client went away may still run for a moment. If one
+/// outlives the grace period, the ledger shuts down when it drops it.
+async fn close(mut ledger: Arc<Ledger>) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Arc::try_unwrap(ledger) {
+            Ok(mut owned) => {
+                let _ = tokio::task::spawn_blocking(move || owned.shutdown()).await;
+                return;
+            }
+            Err(_) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    "a request still holds the ledger; it shuts down when that request ends"
+                );
+                return;
+            }
+            Err(shared) => {
+                ledger = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

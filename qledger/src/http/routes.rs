@@ -1,0 +1,346 @@
+//! The routes: each parses its input into domain types, calls [`Ledger`] on a
+//! blocking thread, and shapes the answer. No ledger logic lives here.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ledger::domain::{
+    Branch, CardNumber, CardSerial, CardSymbol, Day, IndividualInsuredNumber, InsurerNumber,
+    LinkNumber, RecordTime,
+};
+use ledger::error::{FieldError, RuleViolation};
+use projectors::{Lookup, LookupKey};
+use serde_json::{json, Value};
+
+use super::problem::{ApiError, Json, Path, Query};
+use crate::service::{Ledger, ServiceError, Submitted, Wait};
+
+/// How long `?wait=projected` waits when `timeout_ms` is not given.
+pub const DEFAULT_WAIT: Duration = Duration::from_millis(5_000);
+/// The longest `timeout_ms` accepted.
+pub const MAX_WAIT: Duration = Duration::from_millis(60_000);
+/// Dead letters per page when `limit` is not given, and the most per page.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1_000;
+
+pub(super) fn routes() -> Router<Arc<Ledger>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/events", post(post_events))
+        .route("/v1/eligibility", get(eligibility_by_number))
+        .route("/v1/eligibility/card/{serial}", get(eligibility_by_card))
+        .route("/v1/persons/{link}/history", get(history))
+        .route("/v1/dead-letters", get(dead_letters))
+}
+
+/// Runs `f` on the blocking pool: every ledger call touches RocksDB, and
+/// intake may wait for the projector.
+async fn blocking<T, F>(ledger: &Arc<Ledger>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Ledger) -> Result<T, ServiceError> + Send + 'static,
+{
+    let ledger = Arc::clone(ledger);
+    Ok(tokio::task::spawn_blocking(move || f(&ledger)).await??)
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The query parameters of one request, checked against the names a route
+/// knows: an unknown or repeated parameter is refused rather than ignored, so
+/// a misspelt `insurer_number=` does not silently ask another question.
+#[derive(Debug)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if !known.contains(&name.as_str()) {
+                return Err(ApiError::parameter(
+                    name,
+                    format!(
+                        "is not a parameter of this endpoint; known: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if pairs[..i].iter().any(|(n, _)| n == name) {
+                return Err(ApiError::parameter(name, "is given more than once"));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// The value, if given and not empty.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T: FromStr<Err = RuleViolation>>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|e: RuleViolation| ApiError::InvalidParameter(e.at(name)))
+            })
+            .transpose()
+    }
+
+    fn require<T: FromStr<Err = RuleViolation>>(&self, name: &str) -> Result<T, ApiError> {
+        self.parse(name)?
+            .ok_or_else(|| ApiError::parameter(name, "is required"))
+    }
+
+    /// `on` (default: today in Japan) and `as_of` (default: now).
+    fn on_and_as_of(&self) -> Result<(Day, Option<RecordTime>), ApiError> {
+        let on = self.parse::<Day>("on")?.unwrap_or_else(Day::today_in_japan);
+        Ok((on, self.parse("as_of")?))
+    }
+}
+
+/// `?wait=durable|projected&timeout_ms=N`.
+fn wait_of(params: &Params) -> Result<Wait, ApiError> {
+    let timeout = match params.get("timeout_ms") {
+        None => DEFAULT_WAIT,
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) if Duration::from_millis(ms) <= MAX_WAIT => Duration::from_millis(ms),
+            _ => {
+                return Err(ApiError::parameter(
+                    "timeout_ms",
+                    format!(
+                        "must be a whole number of milliseconds, at most {}",
+                        MAX_WAIT.as_millis()
+                    ),
+                ))
+            }
+        },
+    };
+    match params.get("wait") {
+        None | Some("durable") => Ok(Wait::Durable),
+        Some("projected") => Ok(Wait::Projected(timeout)),
+        Some(_) => Err(ApiError::parameter("wait", "must be durable or projected")),
+    }
+}
+
+/// `POST /v1/events`: one event object, or an array of them.
+async fn post_events(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let wait = wait_of(&Params::new(query, &["wait", "timeout_ms"])?)?;
+    match body {
+        Value::Array(events) => {
+            let outcomes = blocking(&ledger, move |l| l.submit_json(events, wait)).await?;
+            Ok(Json(batch_body(&outcomes)).into_response())
+        }
+        event => {
+            let outcome = blocking(&ledger, move |l| l.submit_json(vec![event], wait))
+                .await?
+                .pop();
+            match outcome {
+                Some(s @ Submitted::Accepted(_)) => {
+                    Ok((StatusCode::CREATED, Json(s)).into_response())
+                }
+                Some(s @ Submitted::Duplicate(_)) => Ok((StatusCode::OK, Json(s)).into_response()),
+                Some(Submitted::Rejected { error }) => Err(ApiError::InvalidEvent(error)),
+                None => Err(ApiError::Internal(
+                    "intake returned no outcome for the event".into(),
+                )),
+            }
+        }
+    }
+}
+
+/// `{"results": [{"index": 0, "status": "accepted", …}, …], "accepted": n, …}`.
+fn batch_body(outcomes: &[Submitted]) -> Value {
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    let results: Vec<Value> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            match s {
+                Submitted::Accepted(_) => accepted += 1,
+                Submitted::Duplicate(_) => duplicates += 1,
+                Submitted::Rejected { .. } => rejected += 1,
+            }
+            let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+            if let Value::Object(m) = &mut v {
+                m.insert("index".into(), index.into());
+            }
+            v
+        })
+        .collect();
+    json!({"results": results, "accepted": accepted, "duplicates": duplicates, "rejected": rejected})
+}
+
+/// The parameter an [`IndividualInsuredNumber`] field is read from.
+fn parameter_of(field: &str) -> &str {
+    match field {
+        "insurer_number" => "insurer",
+        "card_symbol" => "symbol",
+        "card_number" => "number",
+        other => other,
+    }
+}
+
+/// `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=`
+async fn eligibility_by_number(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(
+        query,
+        &["insurer", "symbol", "number", "branch", "on", "as_of"],
+    )?;
+    let insurer: InsurerNumber = params.require("insurer")?;
+    let symbol: Option<CardSymbol> = params.parse("symbol")?;
+    let number: CardNumber = params.require("number")?;
+    let branch: Option<Branch> = params.parse("branch")?;
+    let number = IndividualInsuredNumber::new(insurer, symbol, number, branch)
+        .map_err(|e| ApiError::InvalidParameter(FieldError::new(parameter_of(&e.field), e.rule)))?;
+    let (on, as_of) = params.on_and_as_of()?;
+    let key = LookupKey::Insured(number);
+    answer(
+        blocking(&ledger, move |l| l.eligibility(&key, on, as_of)).await?,
+        "insured number",
+    )
+}
+
+/// `GET /v1/eligibility/card/{serial}?on=&as_of=`
+async fn eligibility_by_card(
+    State(ledger): State<Arc<Ledger>>,
+    Path(serial): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let serial =
+        CardSerial::parse(&serial).map_err(|e| ApiError::InvalidParameter(e.at("serial")))?;
+    let (on, as_of) = Params::new(query, &["on", "as_of"])?.on_and_as_of()?;
+    let key = LookupKey::Card(serial);
+    answer(
+        blocking(&ledger, move |l| l.eligibility(&key, on, as_of)).await?,
+        "card serial",
+    )
+}
+
+fn answer(lookup: Lookup, what: &'static str) -> Result<Response, ApiError> {
+    match lookup {
+        found @ Lookup::Found(_) => Ok(Json(found).into_response()),
+        Lookup::NotFound => Err(ApiError::NotFound { what }),
+        Lookup::NotLinked { since } => Err(ApiError::CardNotLinked { since }),
+    }
+}
+
+/// `GET /v1/persons/{link}/history`
+async fn history(
+    State(ledger): State<Arc<Ledger>>,
+    Path(link): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    Params::new(query, &[])?;
+    let link = LinkNumber::parse(&link).map_err(|e| ApiError::InvalidParameter(e.at("link")))?;
+    match blocking(&ledger, move |l| l.history(&link)).await? {
+        Some(h) => Ok(Json(h).into_response()),
+        None => Err(ApiError::NotFound { what: "person" }),
+    }
+}
+
+/// A dead-letter cursor, `P:O` (partition, offset).
+fn cursor(s: &str) -> Option<(u32, u64)> {
+    let (p, o) = s.split_once(':')?;
+    Some((p.parse().ok()?, o.parse().ok()?))
+}
+
+/// `GET /v1/dead-letters?after=P:O&limit=N`
+async fn dead_letters(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(query, &["after", "limit"])?;
+    let after = match params.get("after") {
+        None => None,
+        Some(s) => Some(cursor(s).ok_or_else(|| {
+            ApiError::parameter(
+                "after",
+                "must be a cursor PARTITION:OFFSET, as returned in next",
+            )
+        })?),
+    };
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n @ 1..=MAX_PAGE) => n,
+            _ => {
+                return Err(ApiError::parameter(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                ))
+            }
+        },
+    };
+    let letters = blocking(&ledger, move |l| l.dead_letters(after, limit)).await?;
+    let next = (letters.len() == limit)
+        .then(|| {
+            letters
+                .last()
+                .map(|d| format!("{}:{}", d.partition, d.offset))
+        })
+        .flatten();
+    Ok(Json(json!({"dead_letters": letters, "next": next})).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_parse_partition_and_offset() {
+        assert_eq!(cursor("3:17"), Some((3, 17)));
+        assert_eq!(cursor("3"), None);
+        assert_eq!(cursor("a:1"), None);
+        assert_eq!(cursor("1:-1"), None);
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused() {
+        let p = |pairs: &[(&str, &str)]| {
+            Params::new(
+                pairs
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+                &["on", "as_of"],
+            )
+        };
+        assert!(p(&[("on", "2024-04-02")]).is_ok());
+        let Err(ApiError::InvalidParameter(e)) = p(&[("insurer_number", "1")]) else {
+            panic!()
+        };
+        assert_eq!(e.field, "insurer_number");
+        let Err(ApiError::InvalidParameter(e)) = p(&[("on", "2024-04-02"), ("on", "2024-04-03")])
+        else {
+            panic!()
+        };
+        assert_eq!(e.field, "on");
+    }
+
+    #[test]
+    fn bad_dates_name_the_parameter() {
+        let params = Params::new(vec![("on".into(), "2024-02-30".into())], &["on"]).unwrap();
+        let Err(ApiError::InvalidParameter(e)) = params.on_and_as_of() else {
+            panic!()
+        };
+        assert_eq!(e.field, "on");
+    }
+}

@@ -1,0 +1,7 @@
+//! The qledger service and command line: intake, queries, replay, over HTTP
+//! (axum) and the CLI. Both front ends call [`service::Ledger`]; neither
+//! contains ledger logic of its own.
+
+pub mod cli;
+pub mod http;
+pub mod service;

@@ -1,0 +1,5 @@
+//! The `qledger` binary; see [`qledger::cli`].
+
+fn main() -> std::process::ExitCode {
+    qledger::cli::main()
+}

@@ -1,0 +1,308 @@
+//! The ledger as a service: the log, the views and the projector of one data
+//! directory, and the operations the HTTP API and the CLI share (intake,
+//! eligibility, history, dead letters). Both front ends call only this.
+//!
+//! Layout of a data directory: `log/` (the embedded event log, the record of
+//! truth) and `views/` (derived; dropped and rebuilt from the log when their
+//! key format changes).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ledger::domain::{Day, LinkNumber, RecordTime};
+use ledger::error::FieldError;
+use ledger::event::{avro, json, Event};
+use ledger::log::embedded::EmbeddedLog;
+use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position};
+use projectors::model::DeadLetter;
+use projectors::{History, Lookup, LookupKey, Projector, ProjectorError, Views};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Default number of log partitions for a new data directory.
+pub const DEFAULT_PARTITIONS: u32 = 8;
+
+/// Errors of the service layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Views(#[from] ProjectorError),
+    #[error("cannot prepare data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot encode event: {0}")]
+    Encode(String),
+}
+
+/// How long intake waits, after the durable append, for the projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wait {
+    /// Acknowledge once durable in the log (the default).
+    #[default]
+    Durable,
+    /// Also wait (up to the timeout) until the views reflect the event.
+    Projected(Duration),
+}
+
+/// The outcome of submitting one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Submitted {
+    /// Durably appended now.
+    Accepted(Receipt),
+    /// The same event was appended before; this is where it is. Applied once.
+    Duplicate(Receipt),
+    /// Refused; nothing was appended.
+    Rejected { error: FieldError },
+}
+
+/// Where an acknowledged event is in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    pub event_id: Uuid,
+    pub event_type: &'static str,
+    pub partition: u32,
+    pub offset: u64,
+    pub record_time: RecordTime,
+    /// With [`Wait::Projected`]: whether the views reflected it in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected: Option<bool>,
+}
+
+/// One data directory, open.
+#[derive(Debug)]
+pub struct Ledger {
+    data: PathBuf,
+    log: Arc<dyn EventLog>,
+    views: Arc<Views>,
+    projector: Arc<Projector>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
+    move |source| ServiceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the data directory with the embedded log.
+    /// Views in an old key format are dropped and rebuilt from the log.
+    pub fn open(data: &Path, partitions: u32) -> Result<Ledger, ServiceError> {
+        std::fs::create_dir_all(data).map_err(io(data))?;
+        let log_dir = data.join("log");
+        let log: Arc<dyn EventLog> = if log_dir.join("CURRENT").exists() {
+            Arc::new(EmbeddedLog::open_existing(&log_dir)?)
+        } else {
+            Arc::new(EmbeddedLog::open(&log_dir, partitions)?)
+        };
+        Ledger::with_log(data, log)
+    }
+
+    /// Opens the views of `data` over any event log.
+    pub fn with_log(data: &Path, log: Arc<dyn EventLog>) -> Result<Ledger, ServiceError> {
+        let views_dir = data.join("views");
+        let views = match Views::open(&views_dir) {
+            Err(ProjectorError::FormatMismatch {
+                found, expected, ..
+            }) => {
+                tracing::warn!(
+                    found,
+                    expected,
+                    "views are in an old format; rebuilding from the log"
+                );
+                std::fs::remove_dir_all(&views_dir).map_err(io(&views_dir))?;
+                Views::open(&views_dir)?
+            }
+            other => other?,
+        };
+        let views = Arc::new(views);
+        let projector = Arc::new(Projector::new(Arc::clone(&views), Arc::clone(&log))?);
+        Ok(Ledger {
+            data: data.to_owned(),
+            log,
+            views,
+            projector,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    pub fn views(&self) -> &Arc<Views> {
+        &self.views
+    }
+
+    pub fn projector(&self) -> &Arc<Projector> {
+        &self.projector
+    }
+
+    /// Starts the projector threads (one per partition).
+    pub fn start_projector(&mut self) {
+        if self.threads.is_empty() {
+            self.threads = self.projector.spawn(Arc::clone(&self.stop));
+        }
+    }
+
+    /// Projects everything in the log now, on the calling thread.
+    pub fn catch_up(&self) -> Result<projectors::ApplyStats, ServiceError> {
+        Ok(self.projector.catch_up()?)
+    }
+
+    /// Validates and appends JSON events; one outcome per event, in order.
+    /// Invalid events are refused without affecting the others.
+    pub fn submit_json(
+        &self,
+        events: Vec<serde_json::Value>,
+        wait: Wait,
+    ) -> Result<Vec<Submitted>, ServiceError> {
+        let parsed: Vec<Result<Event, FieldError>> =
+            events.into_iter().map(json::from_value).collect();
+        self.submit_parsed(parsed, wait)
+    }
+
+    /// Appends already-built events (validated here too).
+    pub fn submit(&self, events: Vec<Event>, wait: Wait) -> Result<Vec<Submitted>, ServiceError> {
+        let parsed = events
+            .into_iter()
+            .map(|e| e.validate().map(|_| e))
+            .collect();
+        self.submit_parsed(parsed, wait)
+    }
+
+    #[tracing::instrument(skip_all, fields(events = parsed.len()))]
+    fn submit_parsed(
+        &self,
+        parsed: Vec<Result<Event, FieldError>>,
+        wait: Wait,
+    ) -> Result<Vec<Submitted>, ServiceError> {
+        let mut requests = Vec::new();
+        let mut slots = Vec::with_capacity(parsed.len());
+        for item in parsed {
+            match item {
+                Err(error) => slots.push(Err(Submitted::Rejected { error })),
+                Ok(event) => {
+                    let value =
+                        avro::encode(&event).map_err(|e| ServiceError::Encode(e.to_string()))?;
+                    slots.push(Ok((event.envelope.event_id, event.event_type().name())));
+                    requests.push(AppendRequest {
+                        key: event.envelope.link.as_str().as_bytes().to_vec(),
+                        event_id: event.envelope.event_id,
+                        headers: vec![(
+                            "qledger.event_type".into(),
+                            event.event_type().name().as_bytes().to_vec(),
+                        )],
+                        value,
+                    });
+                }
+            }
+        }
+        let values: Vec<Vec<u8>> = requests.iter().map(|r| r.value.clone()).collect();
+        let appended = if requests.is_empty() {
+            Vec::new()
+        } else {
+            self.log.append(requests)?
+        };
+        let mut appended = appended.into_iter().zip(values);
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Err(rejected) => out.push(rejected),
+                Ok((event_id, event_type)) => {
+                    let (outcome, value) = appended.next().expect("one outcome per request");
+                    let receipt = |p: Position| Receipt {
+                        event_id,
+                        event_type,
+                        partition: p.partition,
+                        offset: p.offset,
+                        record_time: p.record_time,
+                        projected: None,
+                    };
+                    out.push(match outcome {
+                        Appended::New(p) => Submitted::Accepted(receipt(p)),
+                        Appended::Duplicate(p) => {
+                            if self.same_as_logged(p, &value)? {
+                                Submitted::Duplicate(receipt(p))
+                            } else {
+                                Submitted::Rejected {
+                                    error: FieldError::new(
+                                        "envelope.event_id",
+                                        "is already used by a different event; a re-sent event must be identical",
+                                    ),
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        if let Wait::Projected(timeout) = wait {
+            for s in &mut out {
+                if let Submitted::Accepted(r) | Submitted::Duplicate(r) = s {
+                    r.projected = Some(self.projector.wait_applied(r.partition, r.offset, timeout));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn same_as_logged(&self, p: Position, value: &[u8]) -> Result<bool, ServiceError> {
+        let logged = self.log.read(p.partition, p.offset, 1)?;
+        Ok(logged.first().is_some_and(|r| r.value == value))
+    }
+
+    pub fn eligibility(
+        &self,
+        key: &LookupKey,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Lookup, ServiceError> {
+        Ok(self.views.eligibility(key, on, as_of)?)
+    }
+
+    pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ServiceError> {
+        Ok(self.views.history(link)?)
+    }
+
+    pub fn dead_letters(
+        &self,
+        after: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, ServiceError> {
+        Ok(self.views.dead_letters(after, limit)?)
+    }
+
+    /// Stops the projector threads after their current batch and flushes.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Err(e) = self.views.flush() {
+            tracing::error!(error = %e, "flushing views at shutdown failed");
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

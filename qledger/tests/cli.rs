@@ -1,0 +1,308 @@
+//! The `qledger` binary, run as a user would: exit statuses and output.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn qledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run qledger")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn check_id_insurer() {
+    let ok = qledger(&["check-id", "insurer", "01130012"]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("KYOKAI_KENPO"), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains("SOCIAL_INSURANCE_FUND"),
+        "{}",
+        stdout(&ok)
+    );
+
+    let bad = qledger(&["check-id", "insurer", "01130013"]);
+    assert_eq!(code(&bad), 1);
+    assert!(stdout(&bad).contains("check digit"), "{}", stdout(&bad));
+
+    let kokuho = qledger(&["check-id", "insurer", "00138057"]);
+    assert_eq!(code(&kokuho), 0);
+    assert!(stdout(&kokuho).contains("138057") && stdout(&kokuho).contains("NHI_FEDERATION"));
+}
+
+#[test]
+fn check_id_other_kinds() {
+    assert_eq!(code(&qledger(&["check-id", "recipient", "1234566"])), 0);
+    let bad = qledger(&["check-id", "recipient", "1234567"]);
+    assert_eq!(code(&bad), 1);
+    assert!(stdout(&bad).contains("check digit"));
+    assert_eq!(
+        code(&qledger(&["check-id", "public-expense", "88130109"])),
+        0
+    );
+    assert_eq!(
+        code(&qledger(&[
+            "check-id",
+            "insured",
+            "01130012,あいう,1234,01"
+        ])),
+        0
+    );
+    assert_eq!(
+        code(&qledger(&["check-id", "insured", "39131008,,12345678,"])),
+        0
+    );
+    let no_branch = qledger(&["check-id", "insured", "01130012,あいう,1234,"]);
+    assert_eq!(code(&no_branch), 1);
+    assert!(
+        stdout(&no_branch).contains("branch"),
+        "{}",
+        stdout(&no_branch)
+    );
+    // Not an identifier kind: a usage error.
+    assert_eq!(code(&qledger(&["check-id", "passport", "1"])), 2);
+}
+
+/// The first few insured numbers in a JSON-lines file, with a date each was covered.
+fn acquisitions(file: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["type"] == "QualificationAcquired")
+        .take(20)
+        .map(|e| {
+            let mut args = vec![
+                "--insurer".to_owned(),
+                e["insurer_number"].as_str().unwrap().to_owned(),
+            ];
+            for (flag, field) in [("--symbol", "card_symbol"), ("--branch", "branch")] {
+                if let Some(v) = e[field].as_str() {
+                    args.extend([flag.to_owned(), v.to_owned()]);
+                }
+            }
+            args.extend([
+                "--number".to_owned(),
+                e["card_number"].as_str().unwrap().to_owned(),
+            ]);
+            args.extend([
+                "--on".to_owned(),
+                e["acquired_on"].as_str().unwrap().to_owned(),
+            ]);
+            args
+        })
+        .collect()
+}
+
+#[test]
+fn generate_publish_query_replay_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("events.jsonl");
+
+    let generated = qledger(&[
+        "generate",
+        "--persons",
+        "20",
+        "--seed",
+        "7",
+        "--out",
+        path(&file),
+    ]);
+    assert_eq!(code(&generated), 0, "{}", stderr(&generated));
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+    assert!(lines >= 20, "{lines} events for 20 persons");
+
+    // generate | publish -
+    let mut generate = Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(["generate", "--persons", "20", "--seed", "7"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let published = Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(["publish", "-", "--data", path(&data)])
+        .env("RUST_LOG", "warn")
+        .stdin(generate.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(generate.wait().unwrap().success());
+    assert_eq!(code(&published), 0, "{}", stderr(&published));
+    assert!(
+        stdout(&published).contains(&format!("{lines} accepted")),
+        "{}",
+        stdout(&published)
+    );
+
+    // The same file again: every line a duplicate, applied once.
+    let again = qledger(&["publish", path(&file), "--data", path(&data)]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains(&format!("0 accepted, {lines} duplicates")),
+        "{}",
+        stdout(&again)
+    );
+
+    // A rejected line: reported with its number and field, exit status 1.
+    let bad = tmp.path().join("bad.jsonl");
+    let mut f = std::fs::File::create(&bad).unwrap();
+    writeln!(
+        f,
+        "{}\n\n{{\"type\": \"QualificationLost\"}}",
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+    )
+    .unwrap();
+    drop(f);
+    let rejected = qledger(&["publish", path(&bad), "--data", path(&data)]);
+    assert_eq!(code(&rejected), 1);
+    assert!(
+        stderr(&rejected).contains("line 3: envelope: is required"),
+        "{}",
+        stderr(&rejected)
+    );
+
+    // Someone is found by insured number, on a date they were covered.
+    let found = acquisitions(&file).into_iter().find_map(|args| {
+        let mut all = vec!["eligibility", "--data", path(&data)];
+        all.extend(args.iter().map(String::as_str));
+        let o = qledger(&all);
+        (code(&o) == 0).then(|| serde_json::from_str::<Value>(&stdout(&o)).unwrap())
+    });
+    let found = found.expect("a published person is found");
+    assert_eq!(found["status"], "found");
+    assert!(
+        !found["qualifications"].as_array().unwrap().is_empty(),
+        "{found}"
+    );
+
+    let nobody = qledger(&[
+        "eligibility",
+        "--data",
+        path(&data),
+        "--insurer",
+        "01130012",
+        "--number",
+        "99999999",
+        "--branch",
+        "99",
+    ]);
+    assert_eq!(code(&nobody), 1);
+    let bad_date = qledger(&[
+        "eligibility",
+        "--data",
+        path(&data),
+        "--card",
+        "0A",
+        "--on",
+        "2024-02-30",
+    ]);
+    assert_eq!(code(&bad_date), 2);
+
+    // Two replays into fresh directories give the same digest.
+    let digest = |into: &str| {
+        let o = qledger(&[
+            "replay",
+            "--data",
+            path(&data),
+            "--into",
+            path(&tmp.path().join(into)),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let out = stdout(&o);
+        out.lines()
+            .find_map(|l| l.strip_prefix("digest"))
+            .expect("a digest line")
+            .trim()
+            .to_owned()
+    };
+    let first = digest("r1");
+    assert_eq!(first.len(), 64);
+    assert_eq!(first, digest("r2"));
+    // Not into a used directory.
+    assert_eq!(
+        code(&qledger(&[
+            "replay",
+            "--data",
+            path(&data),
+            "--into",
+            path(&tmp.path().join("r1"))
+        ])),
+        2
+    );
+
+    let verified = qledger(&["verify", "--data", path(&data)]);
+    assert_eq!(
+        code(&verified),
+        0,
+        "{}{}",
+        stdout(&verified),
+        stderr(&verified)
+    );
+    assert!(stdout(&verified).contains("match"), "{}", stdout(&verified));
+
+    let letters = qledger(&["dead-letters", "--data", path(&data)]);
+    assert_eq!(code(&letters), 0, "{}", stderr(&letters));
+    assert!(serde_json::from_str::<Value>(&stdout(&letters)).unwrap()["count"].is_u64());
+}
+
+#[test]
+fn demo_loads_without_dead_letters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("demo");
+    for _ in 0..2 {
+        // The second run empties the first run's data.
+        let o = qledger(&[
+            "demo",
+            "--no-serve",
+            "--persons",
+            "200",
+            "--data",
+            path(&data),
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.lines().any(|l| l.trim() == "dead letters: 0"), "{out}");
+        assert!(out.contains("rejected: 0"), "{out}");
+        assert!(
+            out.contains("curl -s 'http://127.0.0.1:8080/v1/eligibility?insurer="),
+            "{out}"
+        );
+    }
+    // It refuses to empty a directory that is not demo data.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("precious.txt"), "keep").unwrap();
+    let refused = qledger(&[
+        "demo",
+        "--no-serve",
+        "--persons",
+        "5",
+        "--data",
+        path(&other),
+    ]);
+    assert_eq!(code(&refused), 2);
+    assert!(other.join("precious.txt").exists());
+}
