@@ -15,5 +15,6 @@ pub mod domain;
 pub mod error;
 pub mod event;
 pub mod log;
+pub mod sample;
 
 pub use error::{FieldError, RuleViolation};

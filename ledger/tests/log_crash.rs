@@ -174,6 +174,7 @@ fn verify(dir: &Path, acked: &[Ack]) -> usize {
 
         let probe_id = Uuid::now_v7();
         let probe = AppendRequest {
+            timestamp: None,
             key: partition_key(partition),
             event_id: probe_id,
             headers: vec![],

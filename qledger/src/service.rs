@@ -16,7 +16,7 @@ use ledger::domain::{Day, LinkNumber, RecordTime};
 use ledger::error::FieldError;
 use ledger::event::{avro, json, Event};
 use ledger::log::embedded::EmbeddedLog;
-use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position};
+use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordTimePolicy};
 use projectors::model::DeadLetter;
 use projectors::{History, Lookup, LookupKey, Projector, ProjectorError, Views};
 use serde::Serialize;
@@ -99,14 +99,25 @@ impl Ledger {
     /// Opens (creating if needed) the data directory with the embedded log.
     /// Views in an old key format are dropped and rebuilt from the log.
     pub fn open(data: &Path, partitions: u32) -> Result<Ledger, ServiceError> {
+        Ledger::open_with(data, partitions, RecordTimePolicy::LogAppendTime)
+    }
+
+    /// Like [`Ledger::open`], choosing how the log stamps record times
+    /// (`CreateTime` for importing history with its producers' times).
+    pub fn open_with(
+        data: &Path,
+        partitions: u32,
+        policy: RecordTimePolicy,
+    ) -> Result<Ledger, ServiceError> {
         std::fs::create_dir_all(data).map_err(io(data))?;
         let log_dir = data.join("log");
-        let log: Arc<dyn EventLog> = if log_dir.join("CURRENT").exists() {
-            Arc::new(EmbeddedLog::open_existing(&log_dir)?)
+        let log = if log_dir.join("CURRENT").exists() {
+            EmbeddedLog::open_existing(&log_dir)?
         } else {
-            Arc::new(EmbeddedLog::open(&log_dir, partitions)?)
+            EmbeddedLog::open(&log_dir, partitions)?
         };
-        Ledger::with_log(data, log)
+        log.set_record_time_policy(policy);
+        Ledger::with_log(data, Arc::new(log))
     }
 
     /// Opens the views of `data` over any event log.
@@ -203,6 +214,9 @@ impl Ledger {
                         avro::encode(&event).map_err(|e| ServiceError::Encode(e.to_string()))?;
                     slots.push(Ok((event.envelope.event_id, event.event_type().name())));
                     requests.push(AppendRequest {
+                        timestamp: Some(ledger::domain::RecordTime::from_micros(
+                            event.envelope.produced_at.timestamp_micros(),
+                        )),
                         key: event.envelope.link.as_str().as_bytes().to_vec(),
                         event_id: event.envelope.event_id,
                         headers: vec![(

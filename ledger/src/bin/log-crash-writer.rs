@@ -66,6 +66,7 @@ fn append_forever(log: &EmbeddedLog, thread: usize) -> String {
             .map(|i| {
                 let event_id = Uuid::now_v7();
                 AppendRequest {
+                    timestamp: None,
                     key: format!("LINK-{thread}-{:03}", (n + i) % 64).into_bytes(),
                     event_id,
                     headers: vec![("writer".into(), thread.to_string().into_bytes())],

@@ -43,6 +43,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn EventLog>) {
 /// An append request with a fresh event id and one header.
 pub fn request(key: &[u8], value: &[u8]) -> AppendRequest {
     AppendRequest {
+        timestamp: None,
         key: key.to_vec(),
         event_id: Uuid::now_v7(),
         headers: vec![("event-type".into(), b"QualificationAcquired".to_vec())],
@@ -189,12 +190,14 @@ pub fn read_returns_exactly_what_was_appended(log: &dyn EventLog) {
     let binary: Vec<u8> = (0..=255).collect();
     let sent = vec![
         AppendRequest {
+            timestamp: None,
             key: b"LINK-000001".to_vec(),
             event_id: Uuid::now_v7(),
             headers: vec![],
             value: vec![],
         },
         AppendRequest {
+            timestamp: None,
             key: "LINK-被保険者-2".as_bytes().to_vec(),
             event_id: Uuid::now_v7(),
             headers: vec![
@@ -205,6 +208,7 @@ pub fn read_returns_exactly_what_was_appended(log: &dyn EventLog) {
             value: binary.clone(),
         },
         AppendRequest {
+            timestamp: None,
             key: binary,
             event_id: Uuid::now_v7(),
             headers: vec![("schema".into(), vec![0xc3, 0x01, 0, 0, 0, 0, 0, 0, 0, 1])],
@@ -280,6 +284,7 @@ pub fn duplicate_event_id_is_acknowledged_not_appended(log: &dyn EventLog) {
     );
     // The id decides: a retry carrying other bytes is still the same event.
     let altered = AppendRequest {
+        timestamp: None,
         value: b"changed".to_vec(),
         ..a.clone()
     };

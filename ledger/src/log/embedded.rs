@@ -12,6 +12,7 @@
 //! let dir = tempfile::tempdir()?;
 //! let log = EmbeddedLog::open(dir.path(), 4)?;
 //! let event = AppendRequest {
+//!     timestamp: None,
 //!     key: b"LINK-000123".to_vec(),
 //!     event_id: uuid::Uuid::now_v7(),
 //!     headers: vec![],
@@ -81,7 +82,7 @@ use uuid::Uuid;
 use self::layout::RecordKey;
 use super::{
     partitioner, AppendRequest, Appended, EventLog, LogError, LogRecord, Offset, Partition,
-    Position,
+    Position, RecordTimePolicy,
 };
 use crate::domain::time::RecordTime;
 
@@ -109,6 +110,8 @@ struct Shared {
     ends: Mutex<Vec<Offset>>,
     /// Notified after each durable group.
     appended: Condvar,
+    /// How record times are chosen.
+    policy: Mutex<RecordTimePolicy>,
 }
 
 struct WriterHandle {
@@ -155,6 +158,12 @@ impl EmbeddedLog {
     /// open for appending. Sees the log as of this call; appends are refused.
     pub fn open_read_only(dir: &Path) -> Result<EmbeddedLog, LogError> {
         EmbeddedLog::open_with(dir, OpenMode::ReadOnly)
+    }
+
+    /// Chooses how record times are stamped from now on (default:
+    /// [`RecordTimePolicy::LogAppendTime`]).
+    pub fn set_record_time_policy(&self, policy: RecordTimePolicy) {
+        *lock(&self.shared.policy) = policy;
     }
 
     /// The directory the log lives in.
@@ -216,6 +225,7 @@ impl EmbeddedLog {
             partitions,
             ends: Mutex::new(tails.iter().map(|t| t.next).collect()),
             appended: Condvar::new(),
+            policy: Mutex::new(RecordTimePolicy::default()),
         });
 
         let writer = match mode {
@@ -565,6 +575,7 @@ impl Writer {
             shared.cf(layout::CF_EVENT_IDS),
         );
         let now = RecordTime::now();
+        let policy = *lock(&shared.policy);
         let mut tails = self.tails.clone();
         let mut seen: HashMap<Uuid, Position> = HashMap::new();
         let mut batch = WriteBatch::default();
@@ -586,7 +597,7 @@ impl Writer {
                 let position = Position {
                     partition,
                     offset: tail.next,
-                    record_time: now.max(tail.last_time.next()),
+                    record_time: policy.stamp(now, request.timestamp, Some(tail.last_time)),
                 };
                 let key = RecordKey::new(partition, position.offset);
                 batch.put_cf(
@@ -995,6 +1006,7 @@ mod tests {
 
     fn request(key: &str, value: &[u8]) -> AppendRequest {
         AppendRequest {
+            timestamp: None,
             key: key.as_bytes().to_vec(),
             event_id: Uuid::now_v7(),
             headers: vec![("event-type".into(), b"QualificationAcquired".to_vec())],
@@ -1125,6 +1137,7 @@ mod tests {
     #[test]
     fn record_encoding_round_trips_a_known_record() {
         let request = AppendRequest {
+            timestamp: None,
             key: b"LINK-1".to_vec(),
             event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
             headers: vec![("a".into(), vec![]), ("a".into(), vec![0, 255])],
@@ -1175,6 +1188,7 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..300),
         )
             .prop_map(|(key, id, headers, value)| AppendRequest {
+                timestamp: None,
                 key,
                 event_id: Uuid::from_u128(id),
                 headers,

@@ -38,6 +38,44 @@ pub struct AppendRequest {
     pub headers: Vec<(String, Vec<u8>)>,
     /// The encoded event.
     pub value: Vec<u8>,
+    /// The producer's timestamp (Kafka's CreateTime). Used as the record
+    /// time only under [`RecordTimePolicy::CreateTime`], and then clamped.
+    pub timestamp: Option<RecordTime>,
+}
+
+/// How the log chooses a record's time. Either way record times strictly
+/// increase within a partition and are stored with the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordTimePolicy {
+    /// The log's clock when it appends (Kafka's `LogAppendTime`). The default.
+    #[default]
+    LogAppendTime,
+    /// The producer's timestamp where given (Kafka's `CreateTime`), clamped
+    /// to at most `max_future_micros` past the log's clock, so a skewed
+    /// producer cannot drag later record times of its partition into the
+    /// future. For importing history whose producers' times are the truth.
+    CreateTime { max_future_micros: i64 },
+}
+
+impl RecordTimePolicy {
+    /// The record time of a request appended at `now` after `last`.
+    pub fn stamp(
+        self,
+        now: RecordTime,
+        timestamp: Option<RecordTime>,
+        last: Option<RecordTime>,
+    ) -> RecordTime {
+        let base = match (self, timestamp) {
+            (RecordTimePolicy::CreateTime { max_future_micros }, Some(ts)) => ts.min(
+                RecordTime::from_micros(now.micros().saturating_add(max_future_micros)),
+            ),
+            _ => now,
+        };
+        match last {
+            Some(last) => base.max(last.next()),
+            None => base,
+        }
+    }
 }
 
 /// Where an appended record landed.
@@ -138,4 +176,38 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
         from: Offset,
         timeout: Duration,
     ) -> Result<bool, LogError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(micros: i64) -> RecordTime {
+        RecordTime::from_micros(micros)
+    }
+
+    #[test]
+    fn log_append_time_ignores_producer_clocks_and_never_goes_back() {
+        let p = RecordTimePolicy::LogAppendTime;
+        assert_eq!(p.stamp(t(100), Some(t(5)), None), t(100));
+        assert_eq!(p.stamp(t(100), None, Some(t(150))), t(151));
+    }
+
+    #[test]
+    fn create_time_clamps_a_skewed_future_producer() {
+        let p = RecordTimePolicy::CreateTime {
+            max_future_micros: 10,
+        };
+        // History: the producer's time is used.
+        assert_eq!(p.stamp(t(1_000), Some(t(50)), Some(t(40))), t(50));
+        // A producer far in the future is clamped to now + 10 ...
+        let skewed = p.stamp(t(1_000), Some(t(9_999_999)), Some(t(50)));
+        assert_eq!(skewed, t(1_010));
+        // ... so the next honest record is not dragged past it by much.
+        assert_eq!(p.stamp(t(1_001), Some(t(1_001)), Some(skewed)), t(1_011));
+        // Never backwards within a partition.
+        assert_eq!(p.stamp(t(2_000), Some(t(10)), Some(t(1_500))), t(1_501));
+        // No producer timestamp: the log's clock.
+        assert_eq!(p.stamp(t(2_000), None, None), t(2_000));
+    }
 }

@@ -1,34 +1,43 @@
 //! `qledger demo`: a fresh data directory with the p17 scenario and a sample
 //! population, example queries built from what was loaded, then the server.
+//!
+//! Record time is the instant the log stores an event, so everything the demo
+//! loads is recorded now, whatever the events' `produced_at`. The p17 events
+//! are appended one at a time, and the examples ask "as of" the instants the
+//! log gave them: what the ledger answered after each step, and today.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::shim_sample::{self as sample, SampleConfig};
 use anyhow::{bail, Context, Result};
 use ledger::domain::{Day, IndividualInsuredNumber, RecordTime};
-use ledger::event::{Event, Payload, QualificationAcquired};
+use ledger::event::{Event, Payload};
+use ledger::sample::{self, SampleConfig, SampleStats};
 use projectors::{Lookup, LookupKey};
 
 use super::remote::{encode, query};
 use super::{emit, open_ledger, DemoArgs};
-use crate::service::{Ledger, Receipt, Submitted, Wait, DEFAULT_PARTITIONS};
+use crate::service::{Ledger, Submitted, Wait, DEFAULT_PARTITIONS};
 
 /// Marks a directory `demo` made, so a later run may empty it.
 const MARKER: &str = ".qledger-demo";
 /// Events per append when loading the population.
 const BATCH: usize = 5_000;
+/// Candidates kept for the example queries.
+const CANDIDATES: usize = 500;
 
-/// Empties `dir` if it is a demo directory (or empty); refuses anything else.
+/// Empties `dir` if it is a demo directory (or holds only a data directory's
+/// `log` and `views`); refuses anything else.
 fn prepare_fresh(dir: &Path) -> Result<()> {
     if dir.exists() {
         let entries: Vec<String> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<Result<_, _>>()
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect()
+            })
             .with_context(|| format!("cannot read {}", dir.display()))?;
         let ours = entries.iter().any(|e| e == MARKER)
             || entries
@@ -46,12 +55,12 @@ fn prepare_fresh(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(
         dir.join(MARKER),
-        "demo data; `qledger demo` empties this directory on each run\n",
+        "demo data: `qledger demo` empties this directory on each run\n",
     )
     .with_context(|| format!("cannot write in {}", dir.display()))
 }
 
-/// Counts by event type, and every refusal.
+/// What was appended, by event type, and every refusal.
 #[derive(Default)]
 struct Loaded {
     by_type: BTreeMap<&'static str, u64>,
@@ -75,72 +84,118 @@ impl Loaded {
     }
 }
 
-/// The p17 case (資格過誤): the old card of insurer A, the new qualification
-/// at insurer B, and an instant when the ledger knew only A's.
+/// One p17 step as the log recorded it.
+struct Step {
+    what: String,
+    recorded: RecordTime,
+}
+
+/// The p17 case (資格過誤): insurer A's old card, the date it is shown, and the
+/// instants the ledger recorded each step.
 struct P17 {
     old_card: IndividualInsuredNumber,
     on: Day,
-    known_before_b: Option<RecordTime>,
+    steps: Vec<Step>,
     link: String,
 }
 
-fn acquired(e: &Event) -> Option<&QualificationAcquired> {
+fn describe_step(e: &Event) -> String {
     match &e.payload {
-        Payload::QualificationAcquired(q) => Some(q),
-        _ => None,
+        Payload::QualificationAcquired(q) => {
+            format!(
+                "the acquisition at insurer {} (from {})",
+                q.insurer_number, q.acquired_on
+            )
+        }
+        Payload::QualificationLost(l) => format!("the loss at insurer A (lost_on {})", l.lost_on),
+        other => other.event_type().to_string(),
     }
 }
 
 /// Appends the p17 events one by one, so each has its own record time.
-fn load_p17(ledger: &Ledger, events: Vec<Event>, loaded: &mut Loaded) -> Result<Option<P17>> {
-    let first = events.iter().find_map(acquired).cloned();
-    let mut receipts: Vec<(Event, Option<Receipt>)> = Vec::new();
-    for event in events {
+fn load_p17(ledger: &Ledger, loaded: &mut Loaded) -> Result<Option<P17>> {
+    let events = sample::scenario_p17();
+    let acquisitions: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::QualificationAcquired(q) => Some(q.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut steps = Vec::new();
+    for event in &events {
         let outcome = ledger
             .submit(vec![event.clone()], Wait::Durable)
             .context("appending the p17 scenario")?;
         loaded.count(&outcome);
-        let receipt = match outcome.into_iter().next() {
-            Some(Submitted::Accepted(r) | Submitted::Duplicate(r)) => Some(r),
-            _ => None,
-        };
-        receipts.push((event, receipt));
+        if let Some(Submitted::Accepted(r)) = outcome.first() {
+            steps.push(Step {
+                what: describe_step(event),
+                recorded: r.record_time,
+            });
+        }
     }
-    let Some(a) = first else { return Ok(None) };
+    let (Some(a), Some(link)) = (
+        acquisitions.first(),
+        events.first().map(|e| e.envelope.link.to_string()),
+    ) else {
+        return Ok(None);
+    };
     let Ok(old_card) = a.insured_number() else {
         return Ok(None);
     };
-    let b_at = receipts
+    // The day after the move: the patient shows A's old card at the desk.
+    let moved_on = acquisitions
         .iter()
-        .position(|(e, _)| acquired(e).is_some_and(|q| q.insurer_number != a.insurer_number));
-    let on = b_at
-        .and_then(|i| acquired(&receipts[i].0))
-        .map(|b| b.acquired_on.succ())
-        .unwrap_or_else(|| a.acquired_on.succ());
-    let known_before_b = b_at
-        .and_then(|i| receipts[..i].iter().rev().find_map(|(_, r)| r.as_ref()))
-        .map(|r| r.record_time);
-    let link = receipts
-        .first()
-        .map(|(e, _)| e.envelope.link.to_string())
-        .unwrap_or_default();
+        .find(|q| q.insurer_number != a.insurer_number)
+        .map(|b| b.acquired_on);
+    let on = moved_on.unwrap_or(a.acquired_on).succ();
     Ok(Some(P17 {
         old_card,
         on,
-        known_before_b,
+        steps,
         link,
     }))
 }
 
-/// The first key among `keys` that finds someone insured on `on`.
-fn first_insured(
+/// Streams the population into the log in batches; keeps a few keys for
+/// the examples.
+fn load_population(
     ledger: &Ledger,
-    keys: impl Iterator<Item = LookupKey>,
-    on: Day,
-) -> Option<LookupKey> {
-    keys.take(500).find(|k| {
-        matches!(ledger.eligibility(k, on, None), Ok(Lookup::Found(e)) if !e.qualifications.is_empty())
-    })
+    config: &SampleConfig,
+    loaded: &mut Loaded,
+) -> Result<(SampleStats, Vec<LookupKey>, Vec<LookupKey>)> {
+    let mut stats = SampleStats::default();
+    let (mut numbers, mut cards) = (Vec::new(), Vec::new());
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut events = sample::population(config).peekable();
+    while let Some(event) = events.next() {
+        stats.add(&event);
+        match &event.payload {
+            Payload::QualificationAcquired(q) if numbers.len() < CANDIDATES => {
+                numbers.extend(q.insured_number().ok().map(LookupKey::Insured));
+            }
+            Payload::CardLinked(c) if cards.len() < CANDIDATES => {
+                cards.push(LookupKey::Card(c.card_serial.clone()))
+            }
+            _ => {}
+        }
+        batch.push(event);
+        if batch.len() == BATCH || events.peek().is_none() {
+            let outcomes = ledger
+                .submit(std::mem::take(&mut batch), Wait::Durable)
+                .context("appending the sample population")?;
+            loaded.count(&outcomes);
+        }
+    }
+    Ok((stats, numbers, cards))
+}
+
+/// The first key that finds someone insured on `on`, as known now.
+fn first_insured(ledger: &Ledger, keys: &[LookupKey], on: Day) -> Option<LookupKey> {
+    keys.iter()
+        .find(|k| matches!(ledger.eligibility(k, on, None), Ok(Lookup::Found(e)) if !e.qualifications.is_empty()))
+        .cloned()
 }
 
 fn number_query(n: &IndividualInsuredNumber, on: Option<Day>, as_of: Option<RecordTime>) -> String {
@@ -154,161 +209,151 @@ fn number_query(n: &IndividualInsuredNumber, on: Option<Day>, as_of: Option<Reco
     ])
 }
 
-fn examples(ledger: &Ledger, base: &str, p17: Option<&P17>, population: &[Event]) -> String {
-    let today = Day::today_in_japan();
-    let mut out = String::new();
-    let _ = writeln!(out, "\nTry these (the server at {base}):\n");
-    if let Some(p) = p17 {
-        let _ = writeln!(
-            out,
-            "  # p17 (資格過誤): the patient shows insurer A's old card on {}.",
-            p.on
-        );
-        if let Some(t) = p.known_before_b {
-            let _ = writeln!(out, "  # As the ledger knew it before insurer B's acquisition was recorded ({t}): insurer A.");
-            let _ = writeln!(
-                out,
-                "  curl -s '{base}/v1/eligibility{}'",
-                number_query(&p.old_card, Some(p.on), Some(t))
+/// Ready-to-paste queries with values from the loaded data.
+struct Examples {
+    p17: Option<P17>,
+    number: Option<LookupKey>,
+    card: Option<LookupKey>,
+}
+
+impl Examples {
+    fn render(&self, base: &str) -> String {
+        let mut out = vec![format!("\nTry these (server at {base}):")];
+        let mut example = |comment: String, command: String| {
+            out.push(format!("\n  # {comment}"));
+            out.push(format!("  {command}"));
+        };
+        if let Some(p) = &self.p17 {
+            for step in &p.steps {
+                example(
+                    format!(
+                        "p17, insurer A's old card shown on {}, as known once {} was recorded:",
+                        p.on, step.what
+                    ),
+                    format!(
+                        "curl -s '{base}/v1/eligibility{}'",
+                        number_query(&p.old_card, Some(p.on), Some(step.recorded))
+                    ),
+                );
+            }
+            example(
+                format!("p17, the same question as known now (the claim is re-routed to B, 振替):"),
+                format!(
+                    "curl -s '{base}/v1/eligibility{}'",
+                    number_query(&p.old_card, Some(p.on), None)
+                ),
+            );
+            example(
+                "p17, every version of the person's records, with both time axes:".into(),
+                format!("curl -s '{base}/v1/persons/{}/history'", encode(&p.link)),
             );
         }
-        let _ = writeln!(
-            out,
-            "  # As the ledger knows it now: insurer B (the claim goes to B)."
+        if let Some(LookupKey::Insured(n)) = &self.number {
+            example(
+                "by individual insured number (個人単位被保険者番号), today in Japan:".into(),
+                format!(
+                    "curl -s '{base}/v1/eligibility{}'",
+                    number_query(n, None, None)
+                ),
+            );
+        }
+        if let Some(LookupKey::Card(serial)) = &self.card {
+            example(
+                "by the serial of a linked My Number card, today in Japan:".into(),
+                format!(
+                    "curl -s '{base}/v1/eligibility/card/{}'",
+                    encode(serial.as_str())
+                ),
+            );
+            example(
+                "the same from the command line:".into(),
+                format!("qledger eligibility --server {base} --card {serial}"),
+            );
+        }
+        example(
+            "events the projector could not apply:".into(),
+            format!("curl -s '{base}/v1/dead-letters'"),
         );
-        let _ = writeln!(
-            out,
-            "  curl -s '{base}/v1/eligibility{}'",
-            number_query(&p.old_card, Some(p.on), None)
+        example(
+            "is this insurer number valid?".into(),
+            "qledger check-id insurer 01130012".into(),
         );
-        let _ = writeln!(
-            out,
-            "  # Every version of that person's records, with both time axes:"
-        );
-        let _ = writeln!(
-            out,
-            "  curl -s '{base}/v1/persons/{}/history'",
-            encode(&p.link)
-        );
+        out.join("\n")
     }
-    let numbers = population
-        .iter()
-        .filter_map(acquired)
-        .filter_map(|q| q.insured_number().ok())
-        .map(LookupKey::Insured);
-    if let Some(LookupKey::Insured(n)) = first_insured(ledger, numbers, today) {
-        let _ = writeln!(out, "  # By individual insured number, today ({today}):");
-        let _ = writeln!(
-            out,
-            "  curl -s '{base}/v1/eligibility{}'",
-            number_query(&n, None, None)
-        );
-    }
-    let serials = population.iter().filter_map(|e| match &e.payload {
-        Payload::CardLinked(c) => Some(LookupKey::Card(c.card_serial.clone())),
-        _ => None,
-    });
-    if let Some(LookupKey::Card(serial)) = first_insured(ledger, serials, today) {
-        let _ = writeln!(out, "  # By the serial of a linked My Number card, today:");
-        let _ = writeln!(
-            out,
-            "  curl -s '{base}/v1/eligibility/card/{}'",
-            encode(serial.as_str())
-        );
-        let _ = writeln!(out, "  qledger eligibility --server {base} --card {serial}");
-    }
-    let _ = writeln!(out, "  # Events the projector could not apply:");
-    let _ = writeln!(out, "  curl -s '{base}/v1/dead-letters'");
-    let _ = writeln!(out, "  # Check an identifier:");
-    let _ = writeln!(out, "  qledger check-id insurer 01130012");
-    let _ = writeln!(out);
-    out
 }
 
 pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     prepare_fresh(&args.data)?;
     let ledger = open_ledger(&args.data, DEFAULT_PARTITIONS)?;
     let mut loaded = Loaded::default();
-
-    let p17_events = sample::scenario_p17();
-    let p17_count = p17_events.len();
-    let p17 = load_p17(&ledger, p17_events, &mut loaded)?;
-
+    let p17 = load_p17(&ledger, &mut loaded)?;
     let config = SampleConfig {
         persons: args.persons,
         seed: args.seed,
-        ..Default::default()
+        ..SampleConfig::default()
     };
-    let population = sample::population(&config);
-    for chunk in population.chunks(BATCH) {
-        let outcomes = ledger
-            .submit(chunk.to_vec(), Wait::Durable)
-            .context("appending the sample population")?;
-        loaded.count(&outcomes);
-    }
-    let stats = ledger.catch_up().context("projecting the loaded events")?;
+    let (stats, numbers, cards) = load_population(&ledger, &config, &mut loaded)?;
+    let applied = ledger.catch_up().context("projecting the loaded events")?;
     let dead_letters = ledger
         .views()
         .dead_letter_count()
         .context("counting dead letters")?;
 
-    let mut out = String::new();
-    let _ = writeln!(out, "Loaded into {}:", args.data.display());
-    let _ = writeln!(
-        out,
-        "  scenario p17 (資格過誤, insurer A to B): {p17_count} events"
+    let mut out = vec![format!("Loaded into {}:", args.data.display())];
+    out.push(format!(
+        "  scenario p17 (資格過誤: insurer A to B on 2024-04-01, registered late): {} events",
+        p17.as_ref().map_or(0, |p| p.steps.len())
+    ));
+    out.push(
+        format!(
+            "  sample population (seed {}, {} to {}): {stats}",
+            config.seed, config.start, config.today
+        )
+        .replace("\n  ", "\n    "),
     );
-    let _ = writeln!(
-        out,
-        "  sample population: {} persons, seed {}: {} events",
-        args.persons,
-        args.seed,
-        population.len()
-    );
-    let _ = writeln!(
-        out,
-        "  appended {} events ({} applied by the projector):",
+    out.push(format!(
+        "  appended {} events, {} applied by the projector:",
         loaded.total(),
-        stats.applied
+        applied.applied
+    ));
+    out.extend(
+        loaded
+            .by_type
+            .iter()
+            .map(|(t, n)| format!("    {t:<24}{n:>10}")),
     );
-    for (t, n) in &loaded.by_type {
-        let _ = writeln!(out, "    {t:<24} {n:>7}");
-    }
     if loaded.duplicates > 0 {
-        let _ = writeln!(out, "  duplicates: {}", loaded.duplicates);
+        out.push(format!("  duplicates: {}", loaded.duplicates));
     }
-    let _ = writeln!(out, "  rejected: {}", loaded.rejected.len());
-    for r in loaded.rejected.iter().take(10) {
-        let _ = writeln!(out, "    {r}");
-    }
-    let _ = writeln!(out, "dead letters: {dead_letters}");
+    out.push(format!("  rejected: {}", loaded.rejected.len()));
+    out.extend(loaded.rejected.iter().take(10).map(|r| format!("    {r}")));
+    out.push(format!("dead letters: {dead_letters}"));
+    emit(&out.join("\n"))?;
 
-    emit(out.trim_end())?;
-
+    let today = Day::today_in_japan();
+    let examples = Examples {
+        p17,
+        number: first_insured(&ledger, &numbers, today),
+        card: first_insured(&ledger, &cards, today),
+    };
     if args.no_serve {
         let base = args
             .listen
             .parse()
             .map(base_url)
             .unwrap_or_else(|_| format!("http://{}", args.listen));
-        emit(&examples(&ledger, &base, p17.as_ref(), &population))?;
+        emit(&examples.render(&base))?;
         return Ok(ExitCode::SUCCESS);
     }
-    super::serve_ledger(ledger, &args.listen, |ledger, addr| {
-        let _ = emit(&examples(
-            ledger,
-            &base_url(addr),
-            p17.as_ref(),
-            &population,
-        ));
+    super::serve_ledger(ledger, &args.listen, |_, addr| {
+        let _ = emit(&examples.render(&base_url(addr)));
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// A URL a local curl can reach (`0.0.0.0` is not one).
 fn base_url(addr: SocketAddr) -> String {
-    let ip = addr.ip();
-    match ip {
+    match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => format!("http://127.0.0.1:{}", addr.port()),
         ip if ip.is_unspecified() => format!("http://[::1]:{}", addr.port()),
         _ => format!("http://{addr}"),

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use hyper::StatusCode;
 use ledger::error::FieldError;
 use ledger::event::json;
+use ledger::sample::{self, SampleConfig};
 use serde_json::Value;
 
 use super::remote::Remote;
@@ -198,12 +199,11 @@ pub(super) fn publish(args: PublishArgs) -> Result<ExitCode> {
 }
 
 pub(super) fn generate(args: GenerateArgs) -> Result<ExitCode> {
-    let config = super::shim_sample::SampleConfig {
+    let config = SampleConfig {
         persons: args.persons,
         seed: args.seed,
-        ..Default::default()
+        ..SampleConfig::default()
     };
-    let events = super::shim_sample::population(&config);
     let out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -211,8 +211,8 @@ pub(super) fn generate(args: GenerateArgs) -> Result<ExitCode> {
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::new(out);
-    for event in &events {
-        serde_json::to_writer(&mut out, &json::to_value(event)).context("writing an event")?;
+    for event in sample::population(&config) {
+        serde_json::to_writer(&mut out, &json::to_value(&event)).context("writing an event")?;
         out.write_all(b"\n").context("writing an event")?;
     }
     out.flush().context("writing the events")?;

@@ -14,7 +14,6 @@ mod ids;
 mod intake;
 mod query;
 mod remote;
-mod shim_sample;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -105,7 +104,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
     #[arg(long, value_name = "N", default_value_t = 2_000)]
-    pub persons: usize,
+    pub persons: u64,
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub seed: u64,
     /// Load and print, but do not serve.
@@ -211,7 +210,7 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub seed: u64,
     #[arg(long, value_name = "N", default_value_t = 2_000)]
-    pub persons: usize,
+    pub persons: u64,
     /// Output file [default: standard output].
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
