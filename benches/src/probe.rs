@@ -152,7 +152,9 @@ impl Sampler {
                 let renumbered = IndividualInsuredNumber::new(
                     old.insurer().clone(),
                     c.card_symbol.clone().or_else(|| old.symbol().cloned()),
-                    c.card_number.clone().unwrap_or_else(|| old.number().clone()),
+                    c.card_number
+                        .clone()
+                        .unwrap_or_else(|| old.number().clone()),
                     c.branch.clone().or_else(|| old.branch().cloned()),
                 );
                 open.until = Some(c.effective_on);
@@ -185,7 +187,8 @@ impl Sampler {
             }),
             Payload::CardUnlinked(u) => {
                 for o in &mut self.open {
-                    if o.until.is_none() && matches!(&o.key, LookupKey::Card(s) if *s == u.card_serial)
+                    if o.until.is_none()
+                        && matches!(&o.key, LookupKey::Card(s) if *s == u.card_serial)
                     {
                         o.until = Some(u.unlinked_on);
                     }

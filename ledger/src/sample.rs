@@ -541,7 +541,7 @@ fn household_number(head: u64, slot: usize, scheme: Scheme) -> String {
     const SPACE: u64 = 1_000_000_000;
     let v = head.wrapping_mul(32).wrapping_add(slot as u64);
     let n = if v < SPACE {
-        (v * 387_420_489 + 123_456_789) % SPACE
+        (v * 387_420_489 + 305_175_781) % SPACE
     } else {
         v
     };
@@ -2385,8 +2385,9 @@ fn limit_certificate(em: &mut Emitter<'_>, p: &Person, record: &mut QualRecord) 
     }
     let rng = &mut em.rng;
     let applied = day_in(rng, record.as_of, last);
+    // Valid from the month of application, for a year.
     let valid_from = first_of_month(applied).max(record.from);
-    let valid_until = july_31_after(valid_from);
+    let valid_until = add_months(first_of_month(applied), 12).pred();
     let (kind, category) = if age_on(p.birth, applied) < 70 {
         if rng.chance(100) {
             (CertificateKind::LimitApplicationReduction, LimitCategory::E)
@@ -2508,10 +2509,7 @@ fn link_cards(em: &mut Emitter<'_>, p: &Person, quals: &[QualRecord]) -> Vec<Lin
         }
         _ => {}
     }
-    if day > last {
-        return links;
-    }
-    let Some(link) = request_link(em, quals, day, after, &serial) else {
+    let Some(link) = link_within(em, quals, day, last, after, &serial) else {
         return links;
     };
     links.push(link);
@@ -2521,8 +2519,30 @@ fn link_cards(em: &mut Emitter<'_>, p: &Person, quals: &[QualRecord]) -> Vec<Lin
     links
 }
 
+/// Links `serial` on `day`, or, while the person is between qualifications
+/// the ledger knows, tries again a few weeks later (up to three times).
+fn link_within(
+    em: &mut Emitter<'_>,
+    quals: &[QualRecord],
+    mut day: Day,
+    last: Day,
+    after: Option<At>,
+    serial: &CardSerial,
+) -> Option<LinkRecord> {
+    for _ in 0..3 {
+        if day > last {
+            return None;
+        }
+        if let Some(link) = request_link(em, quals, day, after, serial) {
+            return Some(link);
+        }
+        day = day.add_days(em.rng.days(20, 40));
+    }
+    None
+}
+
 /// Requests a link on `day` (after `after`) and links it if a qualification
-/// carries the number when the link is made.
+/// carries the number when the link is made; emits nothing otherwise.
 fn request_link(
     em: &mut Emitter<'_>,
     quals: &[QualRecord],
@@ -2640,7 +2660,7 @@ fn renew_card(em: &mut Emitter<'_>, quals: &[QualRecord], last: Day, links: &mut
     let portal = em.ctx.portal.clone();
     em.emit(at, &portal, unlinked);
     let serial = em.card_serial();
-    if let Some(link) = request_link(em, quals, renewed, Some(at), &serial) {
+    if let Some(link) = link_within(em, quals, renewed, last, Some(at), &serial) {
         links.push(link);
     }
 }
@@ -3204,7 +3224,52 @@ mod tests {
         for v in replay.violations.iter().take(10) {
             println!("{v}");
         }
-        for e in population(&config(40)) {
+        let mut by_person: Vec<Vec<Event>> = Vec::new();
+        for e in population(&config(3000)) {
+            if by_person
+                .last()
+                .map_or(true, |p: &Vec<Event>| p[0].envelope.link != e.envelope.link)
+            {
+                by_person.push(Vec::new());
+            }
+            by_person.last_mut().unwrap().push(e);
+        }
+        let wanted: [(&str, fn(&Event) -> bool); 5] = [
+            ("retraction", |e| {
+                e.event_type() == EventType::QualificationRetracted
+            }),
+            (
+                "75",
+                |e| matches!(&e.payload, Payload::QualificationLost(l) if l.reason == LossReason::ReachedSeventyFive),
+            ),
+            (
+                "short",
+                |e| matches!(&e.payload, Payload::QualificationAcquired(q) if q.card_kind == CardKind::ChildShortTerm),
+            ),
+            ("death+subsidy", |e| {
+                matches!(&e.payload, Payload::SubsidyEnded(_))
+            }),
+            (
+                "seamen",
+                |e| matches!(&e.payload, Payload::QualificationAcquired(q) if q.insurer_number.as_str().starts_with("02") && q.birth_date < ymd(1950,1,1)),
+            ),
+        ];
+        for (label, f) in wanted {
+            let p = by_person.iter().filter(|p| p.iter().any(f)).nth(1).unwrap();
+            println!("=== {label}");
+            for e in p {
+                let mut v = json::to_value(e);
+                let env = v.as_object_mut().unwrap().remove("envelope").unwrap();
+                println!(
+                    "X {} {} {} {}",
+                    env["link"].as_str().unwrap(),
+                    env["produced_at"].as_str().unwrap(),
+                    env["source"].as_str().unwrap(),
+                    v
+                );
+            }
+        }
+        for e in population(&config(0)) {
             let mut v = json::to_value(&e);
             let env = v.as_object_mut().unwrap().remove("envelope").unwrap();
             println!(

@@ -171,7 +171,22 @@ impl Ctx<'_, '_> {
                     )
                     .into());
                 }
+                // The attributes from effective_on on, with this change applied last.
                 let mut after = timeline::qualification_base(acq);
+                let mut earlier: Vec<&ledger::event::QualificationChanged> = state
+                    .facts
+                    .iter()
+                    .filter_map(|f| match &f.payload {
+                        Payload::QualificationChanged(e) if e.effective_on <= c.effective_on => {
+                            Some(e)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                earlier.sort_by_key(|e| e.effective_on);
+                for e in earlier {
+                    timeline::apply_change(&mut after, e);
+                }
                 timeline::apply_change(&mut after, c);
                 if let Err(e) = IndividualInsuredNumber::new(
                     after.insurer_number.clone(),

@@ -197,6 +197,15 @@ impl Views {
         Ok(out)
     }
 
+    /// Every (key, value) pair of the views in key order, streamed.
+    pub fn pairs(
+        &self,
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), ProjectorError>> + '_ {
+        self.db
+            .iterator(IteratorMode::Start)
+            .map(|item| item.map_err(storage(&self.path)))
+    }
+
     /// Visits every (key, value) pair of the views in key order.
     pub fn for_each_pair(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<u64, ProjectorError> {
         let mut n = 0;

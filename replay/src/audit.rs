@@ -59,31 +59,44 @@ pub fn verify(
 }
 
 fn first_difference(a: &Views, b: &Views) -> Result<Option<Difference>, ReplayError> {
-    let mut left = Vec::new();
-    a.for_each_pair(|k, v| left.push((k.to_vec(), v.to_vec())))?;
-    let mut right = Vec::new();
-    b.for_each_pair(|k, v| right.push((k.to_vec(), v.to_vec())))?;
-    let n = left.len().max(right.len());
-    for i in 0..n {
-        let (l, r) = (left.get(i), right.get(i));
-        if l != r {
-            let key = match (l, r) {
-                (Some(l), Some(r)) => l.0.clone().min(r.0.clone()),
-                (Some(l), None) => l.0.clone(),
-                (None, Some(r)) => r.0.clone(),
-                (None, None) => unreachable!(),
-            };
-            let value_of = |side: &Vec<(Vec<u8>, Vec<u8>)>| {
-                side.iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| hex::encode(v))
-            };
-            return Ok(Some(Difference {
-                key: hex::encode(&key),
-                live: value_of(&left),
-                rebuilt: value_of(&right),
-            }));
+    // Walk both in key order, in step; memory stays flat whatever the size.
+    let (mut left, mut right) = (a.pairs(), b.pairs());
+    let (mut l, mut r) = (left.next().transpose()?, right.next().transpose()?);
+    loop {
+        match (&l, &r) {
+            (None, None) => return Ok(None),
+            (Some((lk, lv)), Some((rk, rv))) if lk == rk => {
+                if lv != rv {
+                    return Ok(Some(Difference {
+                        key: hex::encode(lk),
+                        live: Some(hex::encode(lv)),
+                        rebuilt: Some(hex::encode(rv)),
+                    }));
+                }
+                l = left.next().transpose()?;
+                r = right.next().transpose()?;
+            }
+            (Some((lk, lv)), Some((rk, _))) if lk < rk => {
+                return Ok(Some(Difference {
+                    key: hex::encode(lk),
+                    live: Some(hex::encode(lv)),
+                    rebuilt: None,
+                }))
+            }
+            (Some(_), Some((rk, rv))) | (None, Some((rk, rv))) => {
+                return Ok(Some(Difference {
+                    key: hex::encode(rk),
+                    live: None,
+                    rebuilt: Some(hex::encode(rv)),
+                }))
+            }
+            (Some((lk, lv)), None) => {
+                return Ok(Some(Difference {
+                    key: hex::encode(lk),
+                    live: Some(hex::encode(lv)),
+                    rebuilt: None,
+                }))
+            }
         }
     }
-    Ok(None)
 }

@@ -1,10 +1,10 @@
 //! `qledger demo`: a fresh data directory with the p17 scenario and a sample
 //! population, example queries built from what was loaded, then the server.
 //!
-//! Record time is the instant the log stores an event, so everything the demo
-//! loads is recorded now, whatever the events' `produced_at`. The p17 events
-//! are appended one at a time, and the examples ask "as of" the instants the
-//! log gave them: what the ledger answered after each step, and today.
+//! The demo imports history: the log stamps each event with its producer's
+//! time (`RecordTimePolicy::CreateTime`, never later than now), and events are
+//! appended in the order they were produced. So "as of 3 April 2024" asks what
+//! the ledger knew then, as it would have been answered at the time.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,12 +13,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use ledger::domain::{Day, IndividualInsuredNumber, RecordTime};
-use ledger::event::{Event, Payload};
+use ledger::event::{Event, Payload, QualificationAcquired};
+use ledger::log::RecordTimePolicy;
 use ledger::sample::{self, SampleConfig, SampleStats};
 use projectors::{Lookup, LookupKey};
 
 use super::remote::{encode, query};
-use super::{emit, open_ledger, DemoArgs};
+use super::{emit, DemoArgs};
 use crate::service::{Ledger, Submitted, Wait, DEFAULT_PARTITIONS};
 
 /// Marks a directory `demo` made, so a later run may empty it.
@@ -90,8 +91,8 @@ struct Step {
     recorded: RecordTime,
 }
 
-/// The p17 case (資格過誤): insurer A's old card, the date it is shown, and the
-/// instants the ledger recorded each step.
+/// The p17 case (資格過誤): insurer A's old card, the day it is shown at the
+/// desk, and when the ledger recorded each step.
 struct P17 {
     old_card: IndividualInsuredNumber,
     on: Day,
@@ -99,96 +100,117 @@ struct P17 {
     link: String,
 }
 
+impl P17 {
+    fn of(events: &[Event]) -> Option<P17> {
+        let acquisitions: Vec<&QualificationAcquired> = events
+            .iter()
+            .filter_map(|e| match &e.payload {
+                Payload::QualificationAcquired(q) => Some(q),
+                _ => None,
+            })
+            .collect();
+        let a = acquisitions.first()?;
+        // The day after the move: the patient shows A's old card at the desk.
+        let moved_on = acquisitions
+            .iter()
+            .find(|q| q.insurer_number != a.insurer_number)
+            .map(|b| b.acquired_on);
+        Some(P17 {
+            old_card: a.insured_number().ok()?,
+            on: moved_on.unwrap_or(a.acquired_on).succ(),
+            steps: Vec::new(),
+            link: events.first()?.envelope.link.to_string(),
+        })
+    }
+
+    /// The instants worth asking about: the morning after the visit (what
+    /// the desk and the claim check saw), then each later step as recorded.
+    fn instants(&self) -> Vec<(String, RecordTime)> {
+        let morning = self
+            .on
+            .succ()
+            .naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|t| RecordTime::from_datetime(t.and_utc()));
+        let mut out: Vec<(String, RecordTime)> = morning
+            .map(|t| (format!("at {t}, the morning after the visit"), t))
+            .into_iter()
+            .collect();
+        for step in &self.steps {
+            if morning.is_none_or(|m| step.recorded > m) {
+                out.push((
+                    format!("at {}, once {} was recorded", step.recorded, step.what),
+                    step.recorded,
+                ));
+            }
+        }
+        out
+    }
+}
+
 fn describe_step(e: &Event) -> String {
     match &e.payload {
-        Payload::QualificationAcquired(q) => {
-            format!(
-                "the acquisition at insurer {} (from {})",
-                q.insurer_number, q.acquired_on
-            )
-        }
-        Payload::QualificationLost(l) => format!("the loss at insurer A (lost_on {})", l.lost_on),
+        Payload::QualificationAcquired(q) => format!(
+            "the acquisition at {} from {}",
+            q.insurer_number, q.acquired_on
+        ),
+        Payload::QualificationLost(l) => format!("the loss at the old insurer on {}", l.lost_on),
         other => other.event_type().to_string(),
     }
 }
 
-/// Appends the p17 events one by one, so each has its own record time.
-fn load_p17(ledger: &Ledger, loaded: &mut Loaded) -> Result<Option<P17>> {
-    let events = sample::scenario_p17();
-    let acquisitions: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.payload {
-            Payload::QualificationAcquired(q) => Some(q.clone()),
-            _ => None,
-        })
-        .collect();
-    let mut steps = Vec::new();
-    for event in &events {
-        let outcome = ledger
-            .submit(vec![event.clone()], Wait::Durable)
-            .context("appending the p17 scenario")?;
-        loaded.count(&outcome);
-        if let Some(Submitted::Accepted(r)) = outcome.first() {
-            steps.push(Step {
-                what: describe_step(event),
-                recorded: r.record_time,
-            });
-        }
-    }
-    let (Some(a), Some(link)) = (
-        acquisitions.first(),
-        events.first().map(|e| e.envelope.link.to_string()),
-    ) else {
-        return Ok(None);
-    };
-    let Ok(old_card) = a.insured_number() else {
-        return Ok(None);
-    };
-    // The day after the move: the patient shows A's old card at the desk.
-    let moved_on = acquisitions
-        .iter()
-        .find(|q| q.insurer_number != a.insurer_number)
-        .map(|b| b.acquired_on);
-    let on = moved_on.unwrap_or(a.acquired_on).succ();
-    Ok(Some(P17 {
-        old_card,
-        on,
-        steps,
-        link,
-    }))
+/// Candidate keys for the examples.
+#[derive(Default)]
+struct Candidates {
+    numbers: Vec<LookupKey>,
+    cards: Vec<LookupKey>,
 }
 
-/// Streams the population into the log in batches; keeps a few keys for
-/// the examples.
-fn load_population(
-    ledger: &Ledger,
-    config: &SampleConfig,
-    loaded: &mut Loaded,
-) -> Result<(SampleStats, Vec<LookupKey>, Vec<LookupKey>)> {
-    let mut stats = SampleStats::default();
-    let (mut numbers, mut cards) = (Vec::new(), Vec::new());
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut events = sample::population(config).peekable();
-    while let Some(event) = events.next() {
-        stats.add(&event);
-        match &event.payload {
-            Payload::QualificationAcquired(q) if numbers.len() < CANDIDATES => {
-                numbers.extend(q.insured_number().ok().map(LookupKey::Insured));
+impl Candidates {
+    fn see(&mut self, e: &Event) {
+        match &e.payload {
+            Payload::QualificationAcquired(q) if self.numbers.len() < CANDIDATES => {
+                self.numbers
+                    .extend(q.insured_number().ok().map(LookupKey::Insured));
             }
-            Payload::CardLinked(c) if cards.len() < CANDIDATES => {
-                cards.push(LookupKey::Card(c.card_serial.clone()))
+            Payload::CardLinked(c) if self.cards.len() < CANDIDATES => {
+                self.cards.push(LookupKey::Card(c.card_serial.clone()));
             }
             _ => {}
         }
-        batch.push(event);
-        if batch.len() == BATCH || events.peek().is_none() {
-            let outcomes = ledger
-                .submit(std::mem::take(&mut batch), Wait::Durable)
-                .context("appending the sample population")?;
-            loaded.count(&outcomes);
+    }
+}
+
+/// Appends the p17 scenario and the population, merged in the order the
+/// events were produced, in batches.
+fn load(
+    ledger: &Ledger,
+    mut events: Vec<Event>,
+    p17: &mut Option<P17>,
+    loaded: &mut Loaded,
+) -> Result<Candidates> {
+    let p17_link = p17.as_ref().map(|p| p.link.clone());
+    // Stable: each person's events keep their (publication) order.
+    events.sort_by_key(|e| e.envelope.produced_at);
+    let mut candidates = Candidates::default();
+    for chunk in events.chunks(BATCH) {
+        let outcomes = ledger
+            .submit(chunk.to_vec(), Wait::Durable)
+            .context("appending the demo events")?;
+        loaded.count(&outcomes);
+        for (event, outcome) in chunk.iter().zip(&outcomes) {
+            candidates.see(event);
+            if let (Some(p), Submitted::Accepted(r)) = (p17.as_mut(), outcome) {
+                if p17_link.as_deref() == Some(event.envelope.link.as_str()) {
+                    p.steps.push(Step {
+                        what: describe_step(event),
+                        recorded: r.record_time,
+                    });
+                }
+            }
         }
     }
-    Ok((stats, numbers, cards))
+    Ok(candidates)
 }
 
 /// The first key that finds someone insured on `on`, as known now.
@@ -224,27 +246,25 @@ impl Examples {
             out.push(format!("  {command}"));
         };
         if let Some(p) = &self.p17 {
-            for step in &p.steps {
+            let card = &p.old_card;
+            for (when, t) in p.instants() {
                 example(
                     format!(
-                        "p17, insurer A's old card shown on {}, as known once {} was recorded:",
-                        p.on, step.what
+                        "p17: insurer A's old card, shown on {}, as the ledger knew it {when}:",
+                        p.on
                     ),
                     format!(
                         "curl -s '{base}/v1/eligibility{}'",
-                        number_query(&p.old_card, Some(p.on), Some(step.recorded))
+                        number_query(card, Some(p.on), Some(t))
                     ),
                 );
             }
             example(
-                format!("p17, the same question as known now (the claim is re-routed to B, 振替):"),
-                format!(
-                    "curl -s '{base}/v1/eligibility{}'",
-                    number_query(&p.old_card, Some(p.on), None)
-                ),
+                "p17: the same question as the ledger knows it now (the claim is re-routed to B, 振替):".into(),
+                format!("curl -s '{base}/v1/eligibility{}'", number_query(card, Some(p.on), None)),
             );
             example(
-                "p17, every version of the person's records, with both time axes:".into(),
+                "p17: every version of the person's records, with both time axes:".into(),
                 format!("curl -s '{base}/v1/persons/{}/history'", encode(&p.link)),
             );
         }
@@ -284,15 +304,23 @@ impl Examples {
 
 pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     prepare_fresh(&args.data)?;
-    let ledger = open_ledger(&args.data, DEFAULT_PARTITIONS)?;
-    let mut loaded = Loaded::default();
-    let p17 = load_p17(&ledger, &mut loaded)?;
+    let policy = RecordTimePolicy::CreateTime {
+        max_future_micros: 0,
+    };
+    let ledger = Ledger::open_with(&args.data, DEFAULT_PARTITIONS, policy)
+        .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
     let config = SampleConfig {
         persons: args.persons,
         seed: args.seed,
         ..SampleConfig::default()
     };
-    let (stats, numbers, cards) = load_population(&ledger, &config, &mut loaded)?;
+    let mut events = sample::scenario_p17();
+    let p17_events = events.len();
+    let mut p17 = P17::of(&events);
+    let mut stats = SampleStats::default();
+    events.extend(sample::population(&config).inspect(|e| stats.add(e)));
+    let mut loaded = Loaded::default();
+    let candidates = load(&ledger, events, &mut p17, &mut loaded)?;
     let applied = ledger.catch_up().context("projecting the loaded events")?;
     let dead_letters = ledger
         .views()
@@ -301,16 +329,12 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
 
     let mut out = vec![format!("Loaded into {}:", args.data.display())];
     out.push(format!(
-        "  scenario p17 (資格過誤: insurer A to B on 2024-04-01, registered late): {} events",
-        p17.as_ref().map_or(0, |p| p.steps.len())
+        "  scenario p17 (資格過誤: moved from insurer A to B on 2024-04-01, registered late): {p17_events} events"
     ));
-    out.push(
-        format!(
-            "  sample population (seed {}, {} to {}): {stats}",
-            config.seed, config.start, config.today
-        )
-        .replace("\n  ", "\n    "),
-    );
+    out.push(format!(
+        "  sample population (seed {}, {} to {}): {} events for {} persons",
+        config.seed, config.start, config.today, stats.events, stats.persons
+    ));
     out.push(format!(
         "  appended {} events, {} applied by the projector:",
         loaded.total(),
@@ -333,8 +357,8 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     let today = Day::today_in_japan();
     let examples = Examples {
         p17,
-        number: first_insured(&ledger, &numbers, today),
-        card: first_insured(&ledger, &cards, today),
+        number: first_insured(&ledger, &candidates.numbers, today),
+        card: first_insured(&ledger, &candidates.cards, today),
     };
     if args.no_serve {
         let base = args

@@ -104,11 +104,12 @@ impl Remote {
     }
 }
 
-/// Percent-encodes a query or path value (UTF-8; unreserved characters kept).
+/// Percent-encodes a query or path value: UTF-8, with unreserved characters
+/// and `:` (legal in both, and frequent in instants) kept.
 pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
