@@ -285,6 +285,13 @@ fn demo_loads_without_dead_letters() {
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let out = stdout(&o);
         assert!(out.lines().any(|l| l.trim() == "dead letters: 0"), "{out}");
+        // p17 at the time (insurer A) and now: real values, ready to paste.
+        assert!(
+            out.contains("on=2024-04-02&as_of=2024-04-03T00:00:00Z'"),
+            "{out}"
+        );
+        assert!(out.contains("/v1/persons/L-P17/history"), "{out}");
+        assert!(out.contains("/v1/eligibility/card/"), "{out}");
         assert!(out.contains("rejected: 0"), "{out}");
         assert!(
             out.contains("curl -s 'http://127.0.0.1:8080/v1/eligibility?insurer="),
@@ -305,4 +312,115 @@ fn demo_loads_without_dead_letters() {
     ]);
     assert_eq!(code(&refused), 2);
     assert!(other.join("precious.txt").exists());
+}
+
+/// `serve` as a process, and the commands' `--server` mode against it; then
+/// SIGTERM stops it gracefully.
+#[cfg(unix)]
+#[test]
+fn server_mode_against_a_running_server() {
+    use std::io::{BufRead, BufReader};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let file = tmp.path().join("events.jsonl");
+    assert_eq!(
+        code(&qledger(&[
+            "generate",
+            "--persons",
+            "10",
+            "--out",
+            path(&file)
+        ])),
+        0
+    );
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args([
+            "serve",
+            "--data",
+            path(&data),
+            "--listen",
+            "127.0.0.1:0",
+            "--partitions",
+            "2",
+        ])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_owned)
+        })
+        .expect("the server says where it listens");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let published = qledger(&["publish", path(&file), "--server", &url, "--wait"]);
+    assert_eq!(code(&published), 0, "{}", stderr(&published));
+    assert!(
+        stdout(&published).contains(" 0 rejected"),
+        "{}",
+        stdout(&published)
+    );
+
+    let found = acquisitions(&file).into_iter().find_map(|args| {
+        let mut all = vec!["eligibility", "--server", url.as_str()];
+        all.extend(args.iter().map(String::as_str));
+        let o = qledger(&all);
+        (code(&o) == 0).then(|| serde_json::from_str::<Value>(&stdout(&o)).unwrap())
+    });
+    assert_eq!(
+        found.expect("a published person is found over HTTP")["status"],
+        "found"
+    );
+
+    let nobody = qledger(&[
+        "eligibility",
+        "--server",
+        &url,
+        "--insurer",
+        "01130012",
+        "--number",
+        "1",
+        "--branch",
+        "01",
+    ]);
+    assert_eq!(code(&nobody), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&nobody)).unwrap()["type"],
+        "/problems/not-found"
+    );
+
+    let history = qledger(&["history", "L000000000000", "--server", &url]);
+    assert_eq!(code(&history), 0, "{}", stderr(&history));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&history)).unwrap()["link"],
+        "L000000000000"
+    );
+
+    let letters = qledger(&["dead-letters", "--server", &url]);
+    assert_eq!(code(&letters), 0, "{}", stderr(&letters));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&letters)).unwrap()["count"],
+        0
+    );
+
+    // The server holds the log; read-only queries work beside it.
+    let beside = qledger(&["dead-letters", "--data", path(&data)]);
+    assert_eq!(code(&beside), 0, "{}", stderr(&beside));
+
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = server.wait().unwrap();
+    let logs = drain.join().unwrap();
+    assert!(exit.success(), "{exit:?}: {logs:?}");
 }

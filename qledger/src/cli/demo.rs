@@ -199,14 +199,14 @@ fn load(
             .context("appending the demo events")?;
         loaded.count(&outcomes);
         for (event, outcome) in chunk.iter().zip(&outcomes) {
-            candidates.see(event);
-            if let (Some(p), Submitted::Accepted(r)) = (p17.as_mut(), outcome) {
-                if p17_link.as_deref() == Some(event.envelope.link.as_str()) {
-                    p.steps.push(Step {
-                        what: describe_step(event),
-                        recorded: r.record_time,
-                    });
-                }
+            let of_p17 = p17_link.as_deref() == Some(event.envelope.link.as_str());
+            match (p17.as_mut(), outcome) {
+                (Some(p), Submitted::Accepted(r)) if of_p17 => p.steps.push(Step {
+                    what: describe_step(event),
+                    recorded: r.record_time,
+                }),
+                _ if of_p17 => {}
+                _ => candidates.see(event),
             }
         }
     }

@@ -141,8 +141,9 @@ mod tests {
         assert_eq!(encode("あ"), "%E3%81%82");
         assert_eq!(
             encode("2024-04-03T09:00:00+09:00"),
-            "2024-04-03T09%3A00%3A00%2B09%3A00"
+            "2024-04-03T09:00:00%2B09:00"
         );
+        assert_eq!(encode("a b&c=d/e"), "a%20b%26c%3Dd%2Fe");
     }
 
     #[test]
