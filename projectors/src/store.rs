@@ -12,6 +12,9 @@ use crate::error::ProjectorError;
 use crate::keys::{self, ViewKey, KEY_FORMAT_VERSION};
 use crate::txn::{self, Txn};
 
+/// A stored (key, value) pair.
+pub type Pair = (Box<[u8]>, Box<[u8]>);
+
 /// Counts from applying records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
@@ -179,10 +182,7 @@ impl Views {
     }
 
     /// Every (key, value) under `prefix`, in key order.
-    pub(crate) fn scan(
-        &self,
-        prefix: &ViewKey,
-    ) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, ProjectorError> {
+    pub(crate) fn scan(&self, prefix: &ViewKey) -> Result<Vec<Pair>, ProjectorError> {
         let mut out = Vec::new();
         let iter = self
             .db
@@ -198,9 +198,7 @@ impl Views {
     }
 
     /// Every (key, value) pair of the views in key order, streamed.
-    pub fn pairs(
-        &self,
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>), ProjectorError>> + '_ {
+    pub fn pairs(&self) -> impl Iterator<Item = Result<Pair, ProjectorError>> + '_ {
         self.db
             .iterator(IteratorMode::Start)
             .map(|item| item.map_err(storage(&self.path)))
