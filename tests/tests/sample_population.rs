@@ -10,7 +10,14 @@ use qledger::service::{Ledger, Submitted, Wait};
 use replay::Until;
 
 fn load(dir: &std::path::Path, config: &SampleConfig) -> Ledger {
-    let ledger = Ledger::open_with(dir, 4, RecordTimePolicy::CreateTime { max_future_micros: 0 }).unwrap();
+    let ledger = Ledger::open_with(
+        dir,
+        4,
+        RecordTimePolicy::CreateTime {
+            max_future_micros: 0,
+        },
+    )
+    .unwrap();
     let mut events: Vec<_> = population(config).chain(scenario_p17()).collect();
     events.sort_by_key(|e| e.envelope.produced_at);
     for chunk in events.chunks(500) {
@@ -25,7 +32,10 @@ fn load(dir: &std::path::Path, config: &SampleConfig) -> Ledger {
 #[test]
 fn the_sample_population_applies_without_dead_letters_and_rebuilds_identically() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = SampleConfig { persons: 400, ..SampleConfig::default() };
+    let config = SampleConfig {
+        persons: 400,
+        ..SampleConfig::default()
+    };
     let a = load(&tmp.path().join("a"), &config);
     let b = load(&tmp.path().join("b"), &config);
     let letters = a.dead_letters(None, 10).unwrap();
@@ -37,6 +47,14 @@ fn the_sample_population_applies_without_dead_letters_and_rebuilds_identically()
     let rebuilt = replay::rebuild(a.log().as_ref(), &tmp.path().join("r"), &Until::End).unwrap();
     assert_eq!(rebuilt.digest, da);
     // The projector's own progress is visible and complete.
-    assert!(a.projector().wait_applied(0, 0, Duration::from_secs(1)) || a.log().end_offset(0).unwrap() == 0);
-    assert!(a.projector().lag().unwrap().iter().all(|(_, lag)| *lag == 0));
+    assert!(
+        a.projector().wait_applied(0, 0, Duration::from_secs(1))
+            || a.log().end_offset(0).unwrap() == 0
+    );
+    assert!(a
+        .projector()
+        .lag()
+        .unwrap()
+        .iter()
+        .all(|(_, lag)| *lag == 0));
 }

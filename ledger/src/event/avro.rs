@@ -196,6 +196,45 @@ impl Contract {
     }
 }
 
+/// Datum writers of the current schemas, built once (resolving a schema's
+/// names is costly; a projector decodes every record).
+fn writers() -> &'static HashMap<EventType, GenericDatumWriter<'static>> {
+    static WRITERS: OnceLock<HashMap<EventType, GenericDatumWriter<'static>>> = OnceLock::new();
+    WRITERS.get_or_init(|| {
+        let contract = Contract::get();
+        EventType::ALL
+            .iter()
+            .map(|&t| {
+                let w = GenericDatumWriter::builder(&contract.current(t).schema)
+                    .build()
+                    .expect("the compiled-in schemas resolve");
+                (t, w)
+            })
+            .collect()
+    })
+}
+
+/// Datum readers from every known writer schema to the current one, by the
+/// writer's fingerprint.
+fn readers() -> &'static HashMap<u64, GenericDatumReader<'static>> {
+    static READERS: OnceLock<HashMap<u64, GenericDatumReader<'static>>> = OnceLock::new();
+    READERS.get_or_init(|| {
+        let contract = Contract::get();
+        let mut out = HashMap::new();
+        for &t in EventType::ALL {
+            let current = contract.current(t);
+            for writer in contract.history(t).iter().chain(std::iter::once(current)) {
+                let r = GenericDatumReader::builder(&writer.schema)
+                    .reader_schema(&current.schema)
+                    .build()
+                    .expect("the compiled-in schemas resolve");
+                out.entry(writer.fingerprint).or_insert(r);
+            }
+        }
+        out
+    })
+}
+
 /// Encodes an event in single-object encoding under its current schema.
 pub fn encode(event: &Event) -> Result<Vec<u8>, AvroError> {
     let current = Contract::get().current(event.event_type());
@@ -209,13 +248,10 @@ pub fn encode(event: &Event) -> Result<Vec<u8>, AvroError> {
 /// Encodes the bare datum (no header) under the current schema.
 pub fn encode_datum(event: &Event) -> Result<Vec<u8>, AvroError> {
     let t = event.event_type();
-    let schema = &Contract::get().current(t).schema;
-    let writer = GenericDatumWriter::builder(schema)
-        .build()
-        .map_err(|e| AvroError::Encode {
-            event_type: t,
-            reason: e.to_string(),
-        })?;
+    let writer = writers().get(&t).ok_or_else(|| AvroError::Encode {
+        event_type: t,
+        reason: "no writer for the current schema".into(),
+    })?;
     writer
         .write_value_to_vec(to_value(event))
         .map_err(|e| AvroError::Encode {
@@ -245,15 +281,13 @@ pub fn split_single_object(bytes: &[u8]) -> Result<(u64, &[u8]), AvroError> {
 /// Decodes a bare datum written with `writer`, resolved to the current schema.
 pub fn decode_datum(writer: &SchemaVersion, datum: &[u8]) -> Result<Event, AvroError> {
     let t = writer.event_type;
-    let reader_schema = &Contract::get().current(t).schema;
     let undecodable = |reason: String| AvroError::Undecodable {
         event_type: t,
         reason,
     };
-    let reader = GenericDatumReader::builder(&writer.schema)
-        .reader_schema(reader_schema)
-        .build()
-        .map_err(|e| undecodable(e.to_string()))?;
+    let reader = readers()
+        .get(&writer.fingerprint)
+        .ok_or_else(|| undecodable("no reader for this writer schema".into()))?;
     let mut input = datum;
     let value = reader
         .read_value(&mut input)
