@@ -11,7 +11,9 @@ pub enum ProjectorError {
         path: String,
         source: rocksdb::Error,
     },
-    #[error("view value under key {key} is corrupt: {reason}")]
+    /// `key` (hex) may hold a person's numbers: it is kept for inspection
+    /// but left out of the message, which is logged.
+    #[error("a view value is corrupt: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("views at {path} have key format {found}, this build writes {expected}; rebuild them from the log (qledger replay)")]
     FormatMismatch {

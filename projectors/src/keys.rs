@@ -23,6 +23,7 @@ pub mod view {
     pub const META: u8 = 0x00;
     pub const OFFSETS: u8 = 0x01;
     pub const APPLIED: u8 = 0x02;
+    pub const LAST_RECORD_TIME: u8 = 0x03;
     pub const VERSION: u8 = 0x10;
     pub const ENTITY: u8 = 0x11;
     pub const EVENT: u8 = 0x12;
@@ -144,6 +145,11 @@ pub fn offsets_prefix() -> ViewKey {
 pub fn decode_offset_key(key: &[u8]) -> Option<Partition> {
     (key.len() == 5 && key[0] == view::OFFSETS)
         .then(|| u32::from_be_bytes(key[1..5].try_into().unwrap()))
+}
+
+/// The record time of the last record applied from a partition.
+pub fn last_record_time(partition: Partition) -> ViewKey {
+    Builder::new(view::LAST_RECORD_TIME).u32(partition).done()
 }
 
 /// Marks an event id as applied (idempotence), per partition.

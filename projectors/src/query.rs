@@ -137,30 +137,30 @@ impl Views {
                 }
             }
             LookupKey::Card(serial) => {
+                // The serial identifies whoever it was linked to on `on`, as
+                // known at `as_of`; if links to two persons were recorded for
+                // that day, the latest recorded one holds.
+                let mut holder: Option<(RecordTime, Vec<(EntityKind, String, VersionRow)>)> = None;
                 for link in self.candidates(&keys::serial_index_prefix(serial.as_str()))? {
                     let rows = self.rows_of(&link)?;
-                    let periods: Vec<&VersionRow> = rows
-                        .iter()
-                        .filter(|(kind, id, r)| {
-                            *kind == EntityKind::CardLink
-                                && id == serial.as_str()
-                                && r.known_at(as_of)
-                        })
-                        .map(|(_, _, r)| r)
-                        .collect();
-                    if periods.is_empty() {
-                        continue;
-                    }
-                    let last_end = periods.iter().map(|r| r.valid_to).max().flatten();
-                    let open = periods.iter().any(|r| r.valid_to.is_none());
-                    match last_end {
-                        Some(end) if !open && on >= end => {
-                            not_linked_since =
-                                Some(not_linked_since.map_or(end, |d: Day| d.max(end)));
+                    let periods = rows.iter().filter(|(kind, id, r)| {
+                        *kind == EntityKind::CardLink && id == serial.as_str() && r.known_at(as_of)
+                    });
+                    let mut covering = None;
+                    for (_, _, r) in periods {
+                        if r.valid_on(on) {
+                            covering = covering.max(Some(r.recorded_from));
+                        } else if let Some(end) = r.valid_to.filter(|&end| end <= on) {
+                            not_linked_since = not_linked_since.max(Some(end));
                         }
-                        _ => found.push(rows),
+                    }
+                    if let Some(recorded) = covering {
+                        if holder.as_ref().is_none_or(|(t, _)| recorded > *t) {
+                            holder = Some((recorded, rows));
+                        }
                     }
                 }
+                found.extend(holder.map(|(_, rows)| rows));
             }
         }
         if found.is_empty() {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ledger::domain::RecordTime;
 use ledger::log::{LogRecord, Offset, Partition};
 use rocksdb::{Direction, IteratorMode, Options, WriteOptions, DB};
 
@@ -133,6 +134,31 @@ impl Views {
         }
     }
 
+    /// The record time of the last record applied from `partition`.
+    pub fn last_record_time(
+        &self,
+        partition: Partition,
+    ) -> Result<Option<RecordTime>, ProjectorError> {
+        let key = keys::last_record_time(partition);
+        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
+            None => Ok(None),
+            Some(v) => txn::decode(&key, &v).map(Some),
+        }
+    }
+
+    /// The dead letter a record became, if it did.
+    pub fn dead_letter_at(
+        &self,
+        partition: Partition,
+        offset: Offset,
+    ) -> Result<Option<crate::model::DeadLetter>, ProjectorError> {
+        let key = keys::dead_letter(partition, offset);
+        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
+            None => Ok(None),
+            Some(v) => txn::decode(&key, &v).map(Some),
+        }
+    }
+
     /// Applies records of one partition, in offset order, in one atomic
     /// write together with the new offset. Records before the stored offset
     /// are skipped (already applied); a gap is an error.
@@ -145,6 +171,7 @@ impl Views {
             return Err(ProjectorError::ReadOnly);
         }
         let mut next = self.offset(partition)?;
+        let mut last_time = self.last_record_time(partition)?;
         let mut stats = ApplyStats::default();
         let mut txn = Txn::new(&self.db);
         for rec in records {
@@ -160,6 +187,21 @@ impl Views {
                     got: rec.offset,
                 });
             }
+            // Record times must increase within a partition for the
+            // bitemporal rows to be well-formed. The embedded log guarantees
+            // it; a log that does not (a Kafka leader change) is made to here.
+            let adjusted;
+            let rec = match last_time {
+                Some(last) if rec.record_time <= last => {
+                    adjusted = LogRecord {
+                        record_time: last.next(),
+                        ..rec.clone()
+                    };
+                    &adjusted
+                }
+                _ => rec,
+            };
+            last_time = Some(rec.record_time);
             match apply::record(&mut txn, rec)? {
                 Outcome::Applied => stats.applied += 1,
                 Outcome::Duplicate => stats.duplicates += 1,
@@ -171,6 +213,9 @@ impl Views {
             return Ok(stats);
         }
         txn.put(keys::offset(partition), &next);
+        if let Some(t) = last_time {
+            txn.put(keys::last_record_time(partition), &t);
+        }
         let mut opts = WriteOptions::default();
         // Views are derived: losing the last batches to a power cut is
         // repaired by re-projecting from the offsets that survived with them.

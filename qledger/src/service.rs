@@ -72,9 +72,20 @@ pub struct Receipt {
     pub partition: u32,
     pub offset: u64,
     pub record_time: RecordTime,
-    /// With [`Wait::Projected`]: whether the views reflected it in time.
+    /// With [`Wait::Projected`]: whether the projector processed it in time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projected: Option<bool>,
+    /// Set when the projector could not apply the event: it is in the log
+    /// (and the dead-letter view) but changed no view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterNote>,
+}
+
+/// Why a logged event was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetterNote {
+    pub field: Option<String>,
+    pub reason: String,
 }
 
 /// One data directory, open.
@@ -248,6 +259,7 @@ impl Ledger {
                         offset: p.offset,
                         record_time: p.record_time,
                         projected: None,
+                        dead_letter: None,
                     };
                     out.push(match outcome {
                         Appended::New(p) => Submitted::Accepted(receipt(p)),
@@ -267,11 +279,24 @@ impl Ledger {
                 }
             }
         }
-        if let Wait::Projected(timeout) = wait {
-            for s in &mut out {
-                if let Submitted::Accepted(r) | Submitted::Duplicate(r) = s {
-                    r.projected = Some(self.projector.wait_applied(r.partition, r.offset, timeout));
-                }
+        for s in &mut out {
+            let (r, duplicate) = match s {
+                Submitted::Accepted(r) => (r, false),
+                Submitted::Duplicate(r) => (r, true),
+                Submitted::Rejected { .. } => continue,
+            };
+            if let Wait::Projected(timeout) = wait {
+                r.projected = Some(self.projector.wait_applied(r.partition, r.offset, timeout));
+            }
+            // A re-sent event that was dead-lettered was never applied: say so.
+            if duplicate || r.projected == Some(true) {
+                r.dead_letter =
+                    self.views
+                        .dead_letter_at(r.partition, r.offset)?
+                        .map(|d| DeadLetterNote {
+                            field: d.field,
+                            reason: d.reason,
+                        });
             }
         }
         Ok(out)

@@ -109,15 +109,29 @@ fn replay_to_offsets_stops_exactly_there() {
     let s = Scenario::new();
     let n = ev::insured("01130012", Some("O"), "1", Some("00"));
     s.publish(vec![ev::acquired("LO", "QO", &n, "2020-04-01")]);
-    s.publish(vec![ev::copay_changed("LO", "insurer-01130012", "QO", "2022-04-01", 20)]);
+    s.publish(vec![ev::copay_changed(
+        "LO",
+        "insurer-01130012",
+        "QO",
+        "2022-04-01",
+        20,
+    )]);
     let log = s.ledger.log().clone();
     let p = log.partition_for(b"LO");
     let upto = std::collections::BTreeMap::from([(p, 1u64)]);
-    let r = replay::rebuild(log.as_ref(), &s.dir.path().join("o1"), &Until::Offsets(upto.clone())).unwrap();
+    let r = replay::rebuild(
+        log.as_ref(),
+        &s.dir.path().join("o1"),
+        &Until::Offsets(upto.clone()),
+    )
+    .unwrap();
     assert_eq!(r.records, 1);
     assert_eq!(r.offsets, upto);
     let views = Views::open_read_only(&s.dir.path().join("o1")).unwrap();
-    let copay = match views.eligibility(&LookupKey::Insured(n), day("2023-01-01"), None).unwrap() {
+    let copay = match views
+        .eligibility(&LookupKey::Insured(n), day("2023-01-01"), None)
+        .unwrap()
+    {
         Lookup::Found(e) => e.qualifications[0].qualification.copay_percent.percent(),
         other => panic!("{other:?}"),
     };

@@ -116,9 +116,15 @@ impl FromStr for Day {
         } else {
             NaiveDate::parse_from_str(s, "%Y-%m-%d")
         };
-        parsed.map(Day::from_naive).map_err(|_| {
+        let day = parsed.map(Day::from_naive).map_err(|_| {
             RuleViolation::new(format!("must be a calendar date YYYY-MM-DD, got {s:?}"))
-        })
+        })?;
+        if !(Day::MIN..=Day::MAX).contains(&day) {
+            return Err(RuleViolation::new(
+                "must be a date between 0001-01-01 and 9999-12-31",
+            ));
+        }
+        Ok(day)
     }
 }
 
@@ -247,6 +253,7 @@ mod tests {
         assert_eq!(d.to_string(), "2024-04-01");
         assert_eq!("20240401".parse::<Day>().unwrap(), d);
         assert!("2024-02-30".parse::<Day>().is_err());
+        assert!("+12345-01-01".parse::<Day>().is_err());
     }
 
     #[test]

@@ -446,7 +446,9 @@ pub fn to_value(event: &Event) -> Value {
     let t = event.event_type();
     let r = Rec::new().put("envelope", envelope_value(&event.envelope, t));
     let copay = |c: &CopayRate| Value::Int(c.percent() as i32);
-    let int = |n: &u32| Value::Int(*n as i32);
+    // Validation bounds every u32 field far below i32::MAX; saturate rather
+    // than wrap if that ever changes, so the decoder refuses it visibly.
+    let int = |n: &u32| Value::Int(i32::try_from(*n).unwrap_or(i32::MAX));
     let int8 = |n: &u8| Value::Int(*n as i32);
     match &event.payload {
         Payload::QualificationAcquired(p) => insured(

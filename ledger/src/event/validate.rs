@@ -9,6 +9,8 @@ use crate::error::FieldError;
 use super::*;
 
 const MAX_FREE_TEXT: usize = 500;
+/// The largest fixed copay a subsidy may carry (yen); far above any programme.
+const MAX_COPAY_AMOUNT_YEN: u32 = 1_000_000;
 
 pub(super) fn event(e: &Event) -> Result<(), FieldError> {
     envelope(&e.envelope)?;
@@ -183,6 +185,7 @@ fn certificate(p: &CertificateIssued) -> Result<(), FieldError> {
 
 fn subsidy_granted(p: &SubsidyGranted) -> Result<(), FieldError> {
     subsidy_copay(p.copay_percent)?;
+    subsidy_amount(p.copay_amount_yen)?;
     if let Some(until) = p.valid_until {
         if until < p.valid_from {
             return Err(FieldError::new(
@@ -214,10 +217,21 @@ fn subsidy_changed(p: &SubsidyChanged) -> Result<(), FieldError> {
         ));
     }
     subsidy_copay(p.copay_percent)?;
+    subsidy_amount(p.copay_amount_yen)?;
     if let Some(r) = &p.remarks {
         free_text(r, "remarks", false)?;
     }
     Ok(())
+}
+
+fn subsidy_amount(a: Option<u32>) -> Result<(), FieldError> {
+    match a {
+        Some(a) if a > MAX_COPAY_AMOUNT_YEN => Err(FieldError::new(
+            "copay_amount_yen",
+            format!("must be at most {MAX_COPAY_AMOUNT_YEN} yen, got {a}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn subsidy_copay(p: Option<u8>) -> Result<(), FieldError> {

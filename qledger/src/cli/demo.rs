@@ -369,6 +369,12 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
         emit(&examples.render(&base))?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The import is done: from here on the log stamps its own clock
+    // (LogAppendTime), so nothing published live can change what the ledger
+    // knew in the past.
+    drop(ledger);
+    let ledger = Ledger::open(&args.data, DEFAULT_PARTITIONS)
+        .with_context(|| format!("cannot reopen the data directory {}", args.data.display()))?;
     super::serve_ledger(ledger, &args.listen, |_, addr| {
         let _ = emit(&examples.render(&base_url(addr)));
     })?;
