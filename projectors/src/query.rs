@@ -18,6 +18,9 @@ use crate::model::*;
 use crate::store::Views;
 use crate::txn;
 
+/// A person's version row with its entity kind and id.
+type PersonRow = (EntityKind, String, VersionRow);
+
 /// What a lookup is keyed by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupKey {
@@ -86,7 +89,7 @@ pub struct History {
 }
 
 impl Views {
-    fn rows_of(&self, link: &str) -> Result<Vec<(EntityKind, String, VersionRow)>, ProjectorError> {
+    fn rows_of(&self, link: &str) -> Result<Vec<PersonRow>, ProjectorError> {
         let prefix = keys::versions_of_person(link);
         let mut out = Vec::new();
         for (k, v) in self.scan(&prefix)? {
@@ -121,7 +124,7 @@ impl Views {
         on: Day,
         as_of: Option<RecordTime>,
     ) -> Result<Lookup, ProjectorError> {
-        let mut found: Vec<Vec<(EntityKind, String, VersionRow)>> = Vec::new();
+        let mut found: Vec<Vec<PersonRow>> = Vec::new();
         let mut not_linked_since: Option<Day> = None;
         match key {
             LookupKey::Insured(number) => {
@@ -140,7 +143,7 @@ impl Views {
                 // The serial identifies whoever it was linked to on `on`, as
                 // known at `as_of`; if links to two persons were recorded for
                 // that day, the latest recorded one holds.
-                let mut holder: Option<(RecordTime, Vec<(EntityKind, String, VersionRow)>)> = None;
+                let mut holder: Option<(RecordTime, Vec<PersonRow>)> = None;
                 for link in self.candidates(&keys::serial_index_prefix(serial.as_str()))? {
                     let rows = self.rows_of(&link)?;
                     let periods = rows.iter().filter(|(kind, id, r)| {
