@@ -2103,23 +2103,6 @@ struct PlannedChange {
     may_be_mistaken: bool,
 }
 
-fn blank_change(id: &QualificationId, effective_on: Day) -> QualificationChanged {
-    QualificationChanged {
-        qualification_id: id.clone(),
-        effective_on,
-        card_symbol: None,
-        card_number: None,
-        branch: None,
-        relationship: None,
-        name: None,
-        name_kana: None,
-        card_kind: None,
-        copay: None,
-        card_valid_until: None,
-        special_statuses: None,
-    }
-}
-
 /// Changes effective after `as_of` and before the qualification ends:
 /// school entry and 70 (copay, 高齢受給者 card), card reissue, 短期証
 /// renewal, name change on marriage.
@@ -2137,7 +2120,7 @@ fn planned_changes(
     let mut planned = Vec::new();
     let entry = school_entry(p.birth);
     if in_range(entry) && scheme != Scheme::LateElderly {
-        let mut change = blank_change(&record.id, entry);
+        let mut change = QualificationChanged::effective(record.id.clone(), entry);
         change.copay = Some(copay(30));
         planned.push(PlannedChange {
             publish_on: entry.add_days(-rng.days(15, 40)),
@@ -2147,7 +2130,7 @@ fn planned_changes(
     }
     let seventy = seventy_date(p.birth);
     if in_range(seventy) {
-        let mut change = blank_change(&record.id, seventy);
+        let mut change = QualificationChanged::effective(record.id.clone(), seventy);
         let before = p.copay_on(scheme, seventy.pred());
         let after = p.copay_on(scheme, seventy);
         change.copay = (before != after).then_some(after);
@@ -2166,7 +2149,7 @@ fn planned_changes(
     }
     if let Some((day, number)) = &spec.reissue {
         if in_range(*day) {
-            let mut change = blank_change(&record.id, *day);
+            let mut change = QualificationChanged::effective(record.id.clone(), *day);
             change.card_number = Some(parse(number));
             planned.push(PlannedChange {
                 publish_on: day.add_days(rng.days(0, 3)),
@@ -2180,7 +2163,7 @@ fn planned_changes(
         while add_months(anchor, 6 * k) < end {
             let renewal = add_months(anchor, 6 * k);
             if in_range(renewal) {
-                let mut change = blank_change(&record.id, renewal);
+                let mut change = QualificationChanged::effective(record.id.clone(), renewal);
                 change.card_valid_until = Some(add_months(anchor, 6 * (k + 1)).pred());
                 let publish_on = renewal.add_days(-rng.days(5, 15));
                 planned.push(PlannedChange {
@@ -2194,7 +2177,7 @@ fn planned_changes(
     }
     if let Some((married, _)) = p.marriage {
         if in_range(married) {
-            let mut change = blank_change(&record.id, married);
+            let mut change = QualificationChanged::effective(record.id.clone(), married);
             let (name, kana) = p.name_on(married);
             change.name = Some(name);
             change.name_kana = Some(kana);
