@@ -26,8 +26,31 @@ use super::{
     partitioner, AppendRequest, Appended, EventLog, LogRecord, Offset, Partition, Position,
 };
 
-/// Runs every check, each on a new log from `make` (which must be empty).
+/// What a backend promises beyond what every log must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The log knows the event ids it holds and answers a repeat with
+    /// [`Appended::Duplicate`] (the embedded log). Kafka cannot; there the
+    /// projectors de-duplicate by event id.
+    pub dedups_event_ids: bool,
+}
+
+impl Capabilities {
+    /// Everything the trait allows for: the embedded log.
+    pub const ALL: Capabilities = Capabilities {
+        dedups_event_ids: true,
+    };
+}
+
+/// Runs every check, each on a new log from `make` (which must be empty), for
+/// a log with every [`Capabilities`].
 pub fn run_all(make: &dyn Fn() -> Box<dyn EventLog>) {
+    run_with(Capabilities::ALL, make);
+}
+
+/// Runs every check that applies to a log with `capabilities`, each on a new
+/// log from `make` (which must be empty).
+pub fn run_with(capabilities: Capabilities, make: &dyn Fn() -> Box<dyn EventLog>) {
     appends_get_dense_offsets_from_zero(&*make());
     same_key_goes_to_one_partition_in_order(&*make());
     partition_for_matches_the_partitioner(&*make());
@@ -35,7 +58,11 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn EventLog>) {
     read_returns_exactly_what_was_appended(&*make());
     read_from_the_middle_and_past_the_end(&*make());
     unknown_partitions_are_refused(&*make());
-    duplicate_event_id_is_acknowledged_not_appended(&*make());
+    if capabilities.dedups_event_ids {
+        duplicate_event_id_is_acknowledged_not_appended(&*make());
+    } else {
+        repeated_event_id_is_appended_again(&*make());
+    }
     concurrent_appends_land_exactly_once(&*make());
     wait_for_times_out_then_wakes_on_append(&*make());
 }
@@ -316,6 +343,23 @@ pub fn duplicate_event_id_is_acknowledged_not_appended(log: &dyn EventLog) {
         .map(|r| r.value)
         .collect();
     assert_eq!(values, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+}
+
+/// Where the log cannot tell a repeat, it stores it again as a new record
+/// with the same event id, for the projectors to skip.
+pub fn repeated_event_id_is_appended_again(log: &dyn EventLog) {
+    let a = request(b"LINK-000200", b"a");
+    let first = append_new(log, vec![a.clone()])[0];
+    let again = append_new(log, vec![a.clone()])[0];
+    assert_eq!(
+        (again.partition, again.offset),
+        (first.partition, first.offset + 1)
+    );
+    let ids: Vec<Uuid> = read_all(log, first.partition)
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    assert_eq!(ids, [a.event_id, a.event_id]);
 }
 
 /// Appends racing from 8 threads each land once, where they were acknowledged,

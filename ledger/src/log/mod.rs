@@ -13,6 +13,8 @@
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod partitioner;
 
 use std::time::Duration;
