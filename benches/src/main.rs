@@ -153,9 +153,12 @@ fn main() -> Result<()> {
         &args,
     )?;
     let lookup_peak = memory.phase();
+    let raw_block_cache = raw_property(&raw, "rocksdb.block-cache-usage");
+    let census = census(&views)?;
     views.flush().context("flushing the views")?;
     drop(views);
     drop(raw);
+    let views_table_readers = views_table_readers(&views_dir);
 
     let report = Report {
         args: &args,
@@ -169,6 +172,9 @@ fn main() -> Result<()> {
             peak: memory.peak,
             reset_works: memory.reset_works,
         },
+        census,
+        raw_block_cache,
+        views_table_readers,
         raw_bytes: dir_size(&raw_dir),
         views_bytes: dir_size(&views_dir),
     };
@@ -186,6 +192,18 @@ fn open_raw(dir: &Path) -> Result<DB> {
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     opts.increase_parallelism(2);
     DB::open(&opts, dir).with_context(|| format!("opening raw RocksDB at {}", dir.display()))
+}
+
+fn raw_property(db: &DB, name: &str) -> Option<u64> {
+    db.property_int_value(name).ok().flatten()
+}
+
+/// Memory the views' open table readers hold (index blocks, outside the
+/// block cache), read by opening the closed views read-only: every table
+/// file is opened at open.
+fn views_table_readers(dir: &Path) -> Option<u64> {
+    let db = DB::open_for_read_only(&Options::default(), dir, false).ok()?;
+    raw_property(&db, "rocksdb.estimate-table-readers-mem")
 }
 
 fn raw_key(partition: Partition, offset: Offset) -> [u8; 12] {
@@ -324,6 +342,8 @@ struct RawLoad {
     /// RocksDB's estimate of memory held by open table readers (index and
     /// filter blocks), after the load.
     table_readers_mem: Option<u64>,
+    /// Memtables at the end of the load, before the flush.
+    memtables: Option<u64>,
 }
 
 fn load_raw(db: &DB, config: &SampleConfig, args: &Args) -> Result<RawLoad> {
@@ -355,15 +375,12 @@ fn load_raw(db: &DB, config: &SampleConfig, args: &Args) -> Result<RawLoad> {
     for rest in batches.rest() {
         write_batch(rest)?;
     }
-    let table_readers_mem = db
-        .property_int_value("rocksdb.estimate-table-readers-mem")
-        .ok()
-        .flatten();
     Ok(RawLoad {
         stream,
         write,
         batches: count,
-        table_readers_mem,
+        table_readers_mem: raw_property(db, "rocksdb.estimate-table-readers-mem"),
+        memtables: raw_property(db, "rocksdb.cur-size-all-mem-tables"),
     })
 }
 
@@ -547,6 +564,56 @@ fn lookups(
     Ok(out)
 }
 
+// What the views hold.
+
+/// Live keys and their uncompressed bytes, per view.
+#[derive(Debug, Default)]
+struct Census {
+    /// (view name, keys, key + value bytes), in view-id order.
+    views: Vec<(&'static str, u64, u64)>,
+    keys: u64,
+    bytes: u64,
+}
+
+fn census(views: &Views) -> Result<Census> {
+    use projectors::keys::view;
+    let names: [(u8, &str); 11] = [
+        (view::META, "meta"),
+        (view::OFFSETS, "offsets"),
+        (view::APPLIED, "applied"),
+        (view::LAST_RECORD_TIME, "last_record_time"),
+        (view::VERSION, "version"),
+        (view::ENTITY, "entity"),
+        (view::EVENT, "event"),
+        (view::LINK_REQUEST, "link_request"),
+        (view::INSURED_INDEX, "insured_index"),
+        (view::SERIAL_INDEX, "serial_index"),
+        (view::DEAD_LETTER, "dead_letter"),
+    ];
+    let mut counts = [(0u64, 0u64); 256];
+    views
+        .for_each_pair(|k, v| {
+            let c = &mut counts[k.first().copied().unwrap_or(0) as usize];
+            c.0 += 1;
+            c.1 += (k.len() + v.len()) as u64;
+        })
+        .context("reading the views")?;
+    let mut out = Census::default();
+    for (id, (keys, bytes)) in counts.iter().enumerate() {
+        if *keys == 0 {
+            continue;
+        }
+        let name = names
+            .iter()
+            .find(|(v, _)| *v as usize == id)
+            .map_or("other", |n| n.1);
+        out.views.push((name, *keys, *bytes));
+        out.keys += keys;
+        out.bytes += bytes;
+    }
+    Ok(out)
+}
+
 // Memory.
 
 /// Peak resident memory, per phase where the kernel lets us reset the peak.
@@ -624,6 +691,9 @@ struct Report<'a> {
     projection: Projection,
     lookups: Lookups,
     memory: MemoryReport,
+    census: Census,
+    raw_block_cache: Option<u64>,
+    views_table_readers: Option<u64>,
     raw_bytes: u64,
     views_bytes: u64,
 }
@@ -686,8 +756,9 @@ impl Report<'_> {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "\nqledger-bench: {} persons (seed {}), {} events ({:.2} per person, Avro {:.0} B mean), \
-             {} partitions, batch {}, {} lookups",
+            "\nqledger-bench: {} persons ({} with events, seed {}), {} events ({:.2} per person, \
+             Avro {:.0} B mean), {} partitions, batch {}, {} lookups",
+            self.args.persons,
             s.persons,
             self.args.seed,
             s.events,
@@ -837,8 +908,16 @@ impl Report<'_> {
         );
         let _ = writeln!(
             t,
-            "raw table readers (index blocks held in memory): {}",
-            mib(self.raw.table_readers_mem)
+            "raw RocksDB (same options as the views): memtables {} at the end of the load, \
+             table readers {}, block cache {} after the lookups",
+            mib(self.raw.memtables),
+            mib(self.raw.table_readers_mem),
+            mib(self.raw_block_cache),
+        );
+        let _ = writeln!(
+            t,
+            "views table readers (index blocks outside the block cache): {}",
+            mib(self.views_table_readers)
         );
         let _ = writeln!(
             t,
@@ -848,6 +927,26 @@ impl Report<'_> {
             mib(Some(self.raw_bytes)),
             self.raw_bytes as f64 / s.events.max(1) as f64,
         );
+        let c = &self.census;
+        let per_event = |n: u64| n as f64 / s.events.max(1) as f64;
+        let _ = writeln!(
+            t,
+            "views hold {} keys ({:.2} per event), {} uncompressed ({:.0} B/event); \
+             the raw baseline 1 key and {:.0} B per event:",
+            c.keys,
+            per_event(c.keys),
+            mib(Some(c.bytes)),
+            per_event(c.bytes),
+            per_event(s.value_bytes) + 12.0,
+        );
+        for (name, keys, bytes) in &c.views {
+            let _ = writeln!(
+                t,
+                "  {name:<18} {keys:>10} keys {:>6.2}/event {:>8.0} B/key",
+                per_event(*keys),
+                *bytes as f64 / (*keys).max(1) as f64
+            );
+        }
         t
     }
 
@@ -861,7 +960,8 @@ impl Report<'_> {
             })
         };
         json!({
-            "persons": s.persons,
+            "persons": self.args.persons,
+            "persons_with_events": s.persons,
             "events": s.events,
             "seed": self.args.seed,
             "partitions": self.args.partitions,
@@ -900,8 +1000,18 @@ impl Report<'_> {
                 "lookups_peak_bytes": self.memory.lookups,
                 "per_phase": self.memory.reset_works,
                 "raw_table_readers_bytes": self.raw.table_readers_mem,
+                "raw_memtables_bytes": self.raw.memtables,
+                "raw_block_cache_bytes": self.raw_block_cache,
+                "views_table_readers_bytes": self.views_table_readers,
             },
             "disk": { "views_bytes": self.views_bytes, "raw_bytes": self.raw_bytes },
+            "views_census": {
+                "keys": self.census.keys,
+                "bytes": self.census.bytes,
+                "by_view": self.census.views.iter()
+                    .map(|(name, keys, bytes)| json!({ "view": name, "keys": keys, "bytes": bytes }))
+                    .collect::<Vec<_>>(),
+            },
         })
     }
 }

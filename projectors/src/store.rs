@@ -43,6 +43,23 @@ pub struct Views {
     read_only: bool,
 }
 
+/// RocksDB options of the views. The projector's reads are point gets, most
+/// of them for keys that do not exist yet (a new entity, an event id not yet
+/// applied): a whole-key Bloom filter answers those without touching data
+/// blocks. The block cache is fixed, so memory does not grow with the data.
+fn view_options() -> Options {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 << 20));
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut opts = Options::default();
+    opts.set_block_based_table_factory(&table);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.increase_parallelism(2);
+    opts
+}
+
 fn storage(path: &Path) -> impl Fn(rocksdb::Error) -> ProjectorError + '_ {
     move |source| ProjectorError::Storage {
         path: path.display().to_string(),
@@ -53,10 +70,8 @@ fn storage(path: &Path) -> impl Fn(rocksdb::Error) -> ProjectorError + '_ {
 impl Views {
     /// Opens (creating if absent) the views at `dir`.
     pub fn open(dir: &Path) -> Result<Views, ProjectorError> {
-        let mut opts = Options::default();
+        let mut opts = view_options();
         opts.create_if_missing(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        opts.increase_parallelism(2);
         let db = DB::open(&opts, dir).map_err(storage(dir))?;
         let views = Views {
             db,
@@ -85,7 +100,7 @@ impl Views {
 
     /// Opens existing views read-only (alongside a running server).
     pub fn open_read_only(dir: &Path) -> Result<Views, ProjectorError> {
-        let db = DB::open_for_read_only(&Options::default(), dir, false).map_err(storage(dir))?;
+        let db = DB::open_for_read_only(&view_options(), dir, false).map_err(storage(dir))?;
         let views = Views {
             db,
             path: dir.to_owned(),

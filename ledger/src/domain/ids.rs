@@ -68,6 +68,28 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        /// Human-readable input (JSON) is validated and normalised. Binary
+        /// forms are the ledger's own stored values (views), written from
+        /// validated values, and are taken as they are: re-validating every
+        /// stored string on every read is the projector's hottest cost.
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let human = d.is_human_readable();
+                let s = <String as ::serde::Deserialize>::deserialize(d)?;
+                if human {
+                    Self::parse(&s).map_err(::serde::de::Error::custom)
+                } else {
+                    Ok(Self(s))
+                }
+            }
+        }
     };
 }
 pub(crate) use string_newtype;
@@ -203,8 +225,7 @@ impl InsurerKind {
 ///
 /// A 国保 number written in 8 digits with two leading zeros (`00138057`) is
 /// the same insurer and normalises to the 6-digit form (`138057`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InsurerNumber(String);
 string_newtype!(InsurerNumber);
 
@@ -289,8 +310,7 @@ fn length_between(n: usize, min: usize, max: usize) -> Result<(), RuleViolation>
 /// kana, kanji, Latin letters and `-`, 1 to 38 characters. Full-width digits,
 /// letters and hyphens normalise to ASCII, half-width katakana to full-width;
 /// hiragana and katakana stay as written.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CardSymbol(String);
 string_newtype!(CardSymbol);
 
@@ -312,8 +332,7 @@ impl CardSymbol {
 
 /// 番号 (card number): the household's number on the card; digits, and hyphens
 /// where a 国保組合 uses them, 1 to 20 characters with at least one digit.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CardNumber(String);
 string_newtype!(CardNumber);
 
@@ -335,8 +354,7 @@ impl CardNumber {
 
 /// 枝番 (branch): the 2 digits that make the household's card number
 /// individual (個人単位被保険者番号).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Branch(String);
 string_newtype!(Branch);
 
@@ -524,8 +542,7 @@ macro_rules! opaque_id {
         $(#[$meta])*
         ///
         /// Opaque: 1 to 64 characters of `A-Z a-z 0-9 . _ : -`, compared exactly.
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
         string_newtype!($name);
 
@@ -573,8 +590,7 @@ opaque_id!(
 /// シリアル (card serial): the serial number of the user-authentication
 /// certificate (JPKI) on the My Number card; 1 to 40 hex digits, uppercase,
 /// leading zeros kept. A `0x` prefix and `:` separators are dropped.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CardSerial(String);
 string_newtype!(CardSerial);
 
@@ -603,8 +619,7 @@ impl CardSerial {
 
 /// 公費負担者番号 (public-expense payer number): 8 digits — 法別番号 2,
 /// prefecture 2, payer 3, check digit 1 — with the insurer-number check rule.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PublicExpensePayerNumber(String);
 string_newtype!(PublicExpensePayerNumber);
 
@@ -621,8 +636,7 @@ impl PublicExpensePayerNumber {
 
 /// 受給者番号 (recipient number): 7 digits, the 7th the check digit of the
 /// first 6 (the insurer-number rule).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecipientNumber(String);
 string_newtype!(RecipientNumber);
 
@@ -636,8 +650,7 @@ impl RecipientNumber {
 /// 2, municipality 3, 検査数字 1. The check digit is the last digit of
 /// `11 − (6·d1 + 5·d2 + 4·d3 + 3·d4 + 2·d5) mod 11` (千代田区 131016, 札幌市
 /// 011002, 新宿区 131041). The 5-digit form without check digit is refused.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MunicipalityCode(String);
 string_newtype!(MunicipalityCode);
 

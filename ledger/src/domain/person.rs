@@ -133,8 +133,7 @@ fn push_collapsing_spaces(out: &mut String, c: char, is_space: bool) {
 
 /// 氏名 (name in kanji): as written, trimmed, 1 to 100 characters, no control
 /// characters; each run of spaces becomes one ideographic space (U+3000).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NameKanji(String);
 string_newtype!(NameKanji);
 
@@ -158,8 +157,7 @@ impl NameKanji {
 /// included) and ideographic spaces, 1 to 100 characters. Half-width katakana
 /// (with its separate voiced sound marks) becomes full-width, hiragana becomes
 /// katakana, each run of spaces one U+3000.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NameKana(String);
 string_newtype!(NameKana);
 
