@@ -49,7 +49,9 @@ use ledger::event::{avro, Event};
 use ledger::log::{partitioner, LogRecord, Offset, Partition};
 use ledger::sample::{population, SampleConfig};
 use projectors::{ApplyStats, Lookup, Views};
-use rocksdb::{Options, WaitForCompactOptions, WriteBatch, WriteOptions, DB};
+// The options `Views::open` uses, so the baseline runs the same engine.
+use projectors::store::view_options;
+use rocksdb::{WaitForCompactOptions, WriteBatch, WriteOptions, DB};
 use serde_json::json;
 
 use crate::probe::{Kind, Probes, Sampler, SplitMix64};
@@ -185,21 +187,6 @@ fn main() -> Result<()> {
         println!("{}", report.json());
     }
     Ok(())
-}
-
-/// The options `Views::open` uses (`projectors::store::view_options`, which
-/// is private: keep the two in step), so the baseline runs the same engine.
-fn view_options() -> Options {
-    let mut table = rocksdb::BlockBasedOptions::default();
-    table.set_bloom_filter(10.0, false);
-    table.set_block_cache(&rocksdb::Cache::new_lru_cache(64 << 20));
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    let mut opts = Options::default();
-    opts.set_block_based_table_factory(&table);
-    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    opts.increase_parallelism(2);
-    opts
 }
 
 /// Opens a plain RocksDB with the options of `Views::open`.
