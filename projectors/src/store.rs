@@ -150,10 +150,17 @@ impl Views {
     }
 
     pub fn offset(&self, partition: Partition) -> Result<Offset, ProjectorError> {
-        let key = keys::offset(partition);
+        Ok(self.get_value(&keys::offset(partition))?.unwrap_or(0))
+    }
+
+    /// The stored value under `key`, decoded.
+    fn get_value<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ViewKey,
+    ) -> Result<Option<T>, ProjectorError> {
         match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
-            None => Ok(0),
-            Some(v) => txn::decode(&key, &v),
+            None => Ok(None),
+            Some(v) => txn::decode(key, &v).map(Some),
         }
     }
 
@@ -162,11 +169,7 @@ impl Views {
         &self,
         partition: Partition,
     ) -> Result<Option<RecordTime>, ProjectorError> {
-        let key = keys::last_record_time(partition);
-        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
-            None => Ok(None),
-            Some(v) => txn::decode(&key, &v).map(Some),
-        }
+        self.get_value(&keys::last_record_time(partition))
     }
 
     /// The dead letter a record became, if it did.
@@ -175,11 +178,7 @@ impl Views {
         partition: Partition,
         offset: Offset,
     ) -> Result<Option<crate::model::DeadLetter>, ProjectorError> {
-        let key = keys::dead_letter(partition, offset);
-        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
-            None => Ok(None),
-            Some(v) => txn::decode(&key, &v).map(Some),
-        }
+        self.get_value(&keys::dead_letter(partition, offset))
     }
 
     /// Applies records of one partition, in offset order, in one atomic
