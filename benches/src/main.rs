@@ -288,6 +288,7 @@ fn stream_records(
             event_id: event.envelope.event_id,
             headers: Vec::new(),
             value,
+            defect: None,
         };
         sink(record, &event)?;
     }
@@ -1044,6 +1045,7 @@ mod tests {
             event_id: Default::default(),
             headers: vec![],
             value: vec![],
+            defect: None,
         };
         let mut b = Batches::new(2, 2);
         assert!(b.push(record(0, 0)).is_none());

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use ledger::domain::time::RecordTime;
 use ledger::log::contract::{self, Capabilities};
-use ledger::log::kafka::{KafkaConfig, KafkaLog, EVENT_ID_HEADER};
-use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position};
+use ledger::log::kafka::{KafkaConfig, KafkaLog, EVENT_ID_HEADER, RECORD_TIME_HEADER};
+use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordTimePolicy};
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
@@ -169,6 +169,10 @@ fn injected_produce_errors_are_retried_into_exactly_one_copy() {
 fn record_times_are_the_same_whichever_offset_a_reader_starts_from() {
     let mock = MockCluster::new(1).unwrap();
     let log = log_on(&mock, "times");
+    // Producers' times, as when importing history.
+    log.set_record_time_policy(RecordTimePolicy::CreateTime {
+        max_future_micros: 0,
+    });
     let key = b"LINK-000042";
     let partition = log.partition_for(key);
     // 1500 records stamped in one millisecond push the next millisecond's on.
@@ -208,27 +212,28 @@ fn record_times_are_the_same_whichever_offset_a_reader_starts_from() {
 }
 
 #[test]
-fn records_from_another_producer_read_with_a_nil_id_and_monotonic_times() {
+fn records_written_past_the_ledger_are_defects_and_a_skewed_clock_moves_nothing() {
     let mock = MockCluster::new(1).unwrap();
     let log = log_on(&mock, "foreign");
     let key = b"LINK-000009";
     let partition = log.partition_for(key);
     let ours = new_position(log.append(vec![contract::request(key, b"ours")]).unwrap()[0]);
 
-    // An ordinary client with a clock an hour behind: one record without the
-    // event id header, one with an unreadable one.
+    // An ordinary client writing straight to the events topic with a clock a
+    // year ahead: one record without the event id header, one with an
+    // unreadable id and a forged, unreadable stamp.
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", mock.bootstrap_servers())
         .create()
         .unwrap();
-    let behind = ours.record_time.micros() / 1000 - 3_600_000;
+    let ahead = ours.record_time.micros() / 1000 + 365 * 86_400_000;
     producer
         .send(
             BaseRecord::to("foreign")
                 .partition(partition as i32)
                 .key(&key[..])
                 .payload(&b"theirs"[..])
-                .timestamp(behind)
+                .timestamp(ahead)
                 .headers(OwnedHeaders::new().insert(Header {
                     key: "event-type",
                     value: Some(&b"QualificationLost"[..]),
@@ -242,18 +247,26 @@ fn records_from_another_producer_read_with_a_nil_id_and_monotonic_times() {
                 .partition(partition as i32)
                 .key(&key[..])
                 .payload(&b"garbled id"[..])
-                .timestamp(behind)
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: EVENT_ID_HEADER,
-                    value: Some(&b"not a uuid"[..]),
-                })),
+                .timestamp(ahead)
+                .headers(
+                    OwnedHeaders::new()
+                        .insert(Header {
+                            key: EVENT_ID_HEADER,
+                            value: Some(&b"not a uuid"[..]),
+                        })
+                        .insert(Header {
+                            key: RECORD_TIME_HEADER,
+                            value: Some(&b"tomorrow"[..]),
+                        }),
+                ),
         )
         .map_err(|(e, _)| e)
         .unwrap();
     producer.flush(Duration::from_secs(10)).unwrap();
+    let later = new_position(log.append(vec![contract::request(key, b"later")]).unwrap()[0]);
 
     let read = log.read(partition, 0, 10).unwrap();
-    assert_eq!(read.len(), 3);
+    assert_eq!(read.len(), 4);
     assert_eq!(read[1].value, b"theirs");
     assert_eq!(read[1].event_id, Uuid::nil());
     assert_eq!(
@@ -261,11 +274,69 @@ fn records_from_another_producer_read_with_a_nil_id_and_monotonic_times() {
         [("event-type".to_string(), b"QualificationLost".to_vec())]
     );
     assert_eq!((read[2].event_id, read[2].headers.len()), (Uuid::nil(), 0));
+    for foreign in &read[1..3] {
+        let defect = foreign
+            .defect
+            .as_deref()
+            .expect("a record past the ledger is a defect");
+        assert!(defect.contains(RECORD_TIME_HEADER), "{defect}");
+    }
+    assert_eq!(
+        (read[0].defect.as_ref(), read[3].defect.as_ref()),
+        (None, None)
+    );
     let times: Vec<i64> = read.iter().map(|r| r.record_time.micros()).collect();
     let first = ours.record_time.micros();
-    assert_eq!(times, [first, first + 1, first + 2], "never backwards");
-    let ids: HashSet<Uuid> = read.iter().map(|r| r.event_id).collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        &times[..3],
+        [first, first + 1, first + 2],
+        "a year ahead moved nothing"
+    );
+    assert_eq!(times[3], later.record_time.micros());
+    assert!(
+        later.record_time.micros() < RecordTime::now().micros() + 60_000_000,
+        "the next record of the partition is not dragged into the future"
+    );
+}
+
+#[test]
+fn create_time_stamps_are_clamped_to_the_ledger_clock() {
+    let mock = MockCluster::new(1).unwrap();
+    let log = log_on(&mock, "clamped");
+    log.set_record_time_policy(RecordTimePolicy::CreateTime {
+        max_future_micros: 1_000_000,
+    });
+    let key = b"LINK-000077";
+    let past = RecordTime::from_micros(1_712_102_400_000_000);
+    let future = RecordTime::from_micros(RecordTime::now().micros() + 86_400_000_000);
+    let at: Vec<Position> = log
+        .append(vec![
+            AppendRequest {
+                timestamp: Some(past),
+                ..contract::request(key, b"history")
+            },
+            AppendRequest {
+                timestamp: Some(future),
+                ..contract::request(key, b"skewed")
+            },
+        ])
+        .unwrap()
+        .into_iter()
+        .map(new_position)
+        .collect();
+    assert_eq!(at[0].record_time, past, "a producer's past time is kept");
+    let bound = RecordTime::now().micros() + 1_000_000;
+    assert!(
+        at[1].record_time.micros() <= bound,
+        "clamped to the clock + 1 s"
+    );
+    // A fresh reader computes the same.
+    let fresh = KafkaLog::connect(config(&mock, "clamped")).unwrap();
+    let read = fresh.read(at[0].partition, 0, 10).unwrap();
+    assert_eq!(
+        read.iter().map(|r| r.record_time).collect::<Vec<_>>(),
+        at.iter().map(|p| p.record_time).collect::<Vec<_>>()
+    );
 }
 
 #[test]

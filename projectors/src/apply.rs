@@ -76,6 +76,9 @@ pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, Proj
         txn.put(keys::dead_letter(rec.partition, rec.offset), &letter);
         Outcome::DeadLettered
     };
+    if let Some(defect) = &rec.defect {
+        return Ok(dead(txn, None, reject(defect.clone())));
+    }
     let event = match avro::decode(&rec.value) {
         Ok(e) => e,
         Err(avro::AvroError::Invalid { event_type, error }) => {

@@ -23,5 +23,5 @@ mod txn;
 
 pub use error::ProjectorError;
 pub use query::{Eligibility, History, HistoryEntry, Lookup, LookupKey, QualificationAnswer};
-pub use runtime::Projector;
+pub use runtime::{Assignment, Projector};
 pub use store::{ApplyStats, Views};

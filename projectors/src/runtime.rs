@@ -4,7 +4,9 @@
 //! Offsets live in the views (same `WriteBatch` as the rows), so a crash at
 //! any point resumes exactly: records already applied are skipped, none is
 //! applied twice or lost. One thread per partition; partitions never write
-//! the same keys.
+//! the same keys. Which partitions this process projects is an
+//! [`Assignment`]: all of them by default, or what a consumer group hands
+//! out when several processes share a Kafka log.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -15,6 +17,72 @@ use ledger::log::{EventLog, Offset, Partition};
 
 use crate::error::ProjectorError;
 use crate::store::{ApplyStats, Views};
+
+/// The partitions this process projects now; changed at any time (a
+/// consumer group's rebalance), read by the partition threads between batches.
+#[derive(Debug)]
+pub struct Assignment {
+    owned: Vec<AtomicBool>,
+    /// Held by a partition thread while it applies a batch, so
+    /// [`Assignment::revoke`] returns only once no batch is in flight.
+    busy: Vec<Mutex<()>>,
+}
+
+impl Assignment {
+    /// Every one of `partitions` partitions.
+    pub fn all(partitions: u32) -> Assignment {
+        Assignment::with(partitions, true)
+    }
+
+    /// None of `partitions` partitions, until [`Assignment::assign`].
+    pub fn none(partitions: u32) -> Assignment {
+        Assignment::with(partitions, false)
+    }
+
+    fn with(partitions: u32, owned: bool) -> Assignment {
+        Assignment {
+            owned: (0..partitions).map(|_| AtomicBool::new(owned)).collect(),
+            busy: (0..partitions).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    pub fn owns(&self, partition: Partition) -> bool {
+        self.owned
+            .get(partition as usize)
+            .is_some_and(|o| o.load(Ordering::Acquire))
+    }
+
+    /// The partitions owned now.
+    pub fn owned(&self) -> Vec<Partition> {
+        (0..self.owned.len() as Partition)
+            .filter(|&p| self.owns(p))
+            .collect()
+    }
+
+    /// Starts projecting `partitions` (out-of-range ones are ignored).
+    pub fn assign(&self, partitions: &[Partition]) {
+        for &p in partitions {
+            if let Some(o) = self.owned.get(p as usize) {
+                o.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Stops projecting `partitions`; returns once any batch of theirs in
+    /// flight is written.
+    pub fn revoke(&self, partitions: &[Partition]) {
+        for &p in partitions {
+            if let Some(o) = self.owned.get(p as usize) {
+                o.store(false, Ordering::Release);
+                drop(
+                    self.busy[p as usize]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
+            }
+        }
+    }
+}
 
 /// How far each partition has been applied, with a way to wait for it.
 #[derive(Debug)]
@@ -133,22 +201,43 @@ impl Projector {
 
     /// Runs one thread per partition until `stop` is set.
     pub fn spawn(self: &Arc<Self>, stop: Arc<AtomicBool>) -> Vec<JoinHandle<()>> {
+        self.spawn_assigned(stop, Arc::new(Assignment::all(self.log.partitions())))
+    }
+
+    /// Runs one thread per partition until `stop` is set; each projects its
+    /// partition only while `assignment` owns it.
+    pub fn spawn_assigned(
+        self: &Arc<Self>,
+        stop: Arc<AtomicBool>,
+        assignment: Arc<Assignment>,
+    ) -> Vec<JoinHandle<()>> {
         (0..self.log.partitions())
             .map(|p| {
                 let me = Arc::clone(self);
                 let stop = Arc::clone(&stop);
+                let assignment = Arc::clone(&assignment);
                 std::thread::Builder::new()
                     .name(format!("projector-{p}"))
-                    .spawn(move || me.run_partition(p, &stop))
+                    .spawn(move || me.run_partition(p, &stop, &assignment))
                     .expect("spawn projector thread")
             })
             .collect()
     }
 
-    fn run_partition(&self, partition: Partition, stop: &AtomicBool) {
+    fn run_partition(&self, partition: Partition, stop: &AtomicBool, assignment: &Assignment) {
         let mut backoff = Duration::from_millis(100);
         while !stop.load(Ordering::Relaxed) {
-            match self.step(partition) {
+            let busy = assignment.busy[partition as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !assignment.owns(partition) {
+                drop(busy);
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            let stepped = self.step(partition);
+            drop(busy);
+            match stepped {
                 Ok((0, _)) => {
                     let from = self.views.offset(partition).unwrap_or(0);
                     if let Err(e) = self

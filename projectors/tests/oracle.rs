@@ -167,6 +167,7 @@ fn records(events: &[Event]) -> Vec<LogRecord> {
             event_id: e.envelope.event_id,
             headers: vec![],
             value: ledger::event::avro::encode(e).unwrap(),
+            defect: None,
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use ledger::event::{avro, json, Event};
 use ledger::log::embedded::EmbeddedLog;
 use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordTimePolicy};
 use projectors::model::DeadLetter;
-use projectors::{History, Lookup, LookupKey, Projector, ProjectorError, Views};
+use projectors::{Assignment, History, Lookup, LookupKey, Projector, ProjectorError, Views};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -86,6 +86,26 @@ pub struct Receipt {
 pub struct DeadLetterNote {
     pub field: Option<String>,
     pub reason: String,
+}
+
+/// The log record of a validated event: its Avro single-object encoding,
+/// keyed by the person's link number, with its type as a header and the
+/// producer's timestamp (the record time under `CreateTime`). Intake and
+/// `qledger import` build every record they append here.
+pub fn append_request(event: &Event) -> Result<AppendRequest, ServiceError> {
+    let value = avro::encode(event).map_err(|e| ServiceError::Encode(e.to_string()))?;
+    Ok(AppendRequest {
+        timestamp: Some(RecordTime::from_micros(
+            event.envelope.produced_at.timestamp_micros(),
+        )),
+        key: event.envelope.link.as_str().as_bytes().to_vec(),
+        event_id: event.envelope.event_id,
+        headers: vec![(
+            "qledger.event_type".into(),
+            event.event_type().name().as_bytes().to_vec(),
+        )],
+        value,
+    })
 }
 
 /// One data directory, open.
@@ -178,9 +198,23 @@ impl Ledger {
 
     /// Starts the projector threads (one per partition).
     pub fn start_projector(&mut self) {
+        let all = Arc::new(Assignment::all(self.log.partitions()));
+        self.start_projector_assigned(all);
+    }
+
+    /// Starts the projector threads, projecting only what `assignment` owns
+    /// (a consumer group's share, with a Kafka log).
+    pub fn start_projector_assigned(&mut self, assignment: Arc<Assignment>) {
         if self.threads.is_empty() {
-            self.threads = self.projector.spawn(Arc::clone(&self.stop));
+            self.threads = self
+                .projector
+                .spawn_assigned(Arc::clone(&self.stop), assignment);
         }
+    }
+
+    /// Set when the ledger shuts down; background tasks tied to it stop.
+    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
+        &self.stop
     }
 
     /// Projects everything in the log now, on the calling thread.
@@ -221,21 +255,9 @@ impl Ledger {
             match item {
                 Err(error) => slots.push(Err(Submitted::Rejected { error })),
                 Ok(event) => {
-                    let value =
-                        avro::encode(&event).map_err(|e| ServiceError::Encode(e.to_string()))?;
+                    let request = append_request(&event)?;
                     slots.push(Ok((event.envelope.event_id, event.event_type().name())));
-                    requests.push(AppendRequest {
-                        timestamp: Some(ledger::domain::RecordTime::from_micros(
-                            event.envelope.produced_at.timestamp_micros(),
-                        )),
-                        key: event.envelope.link.as_str().as_bytes().to_vec(),
-                        event_id: event.envelope.event_id,
-                        headers: vec![(
-                            "qledger.event_type".into(),
-                            event.event_type().name().as_bytes().to_vec(),
-                        )],
-                        value,
-                    });
+                    requests.push(request);
                 }
             }
         }

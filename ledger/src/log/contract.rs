@@ -255,6 +255,7 @@ pub fn read_returns_exactly_what_was_appended(log: &dyn EventLog) {
             event_id: request.event_id,
             headers: request.headers.clone(),
             value: request.value.clone(),
+            defect: None,
         };
         assert!(
             *record == expected,

@@ -357,6 +357,7 @@ impl EventLog for EmbeddedLog {
                 event_id: stored.event_id,
                 headers: stored.headers,
                 value: stored.value,
+                defect: None,
             });
             it.next();
         }

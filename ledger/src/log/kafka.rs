@@ -20,34 +20,49 @@
 //! Each record goes to the partition [`partitioner::partition_for`] picks for
 //! its key (Kafka's murmur2, so the embedded log and the topic put a person on
 //! the same partition number), keyed by the link number, with the request's
-//! headers followed by [`EVENT_ID_HEADER`] (the event id as hyphenated text),
-//! and timestamped with the request's timestamp or the producer's clock, in
-//! milliseconds. [`append`](EventLog::append) returns only when every record
-//! of the batch has its delivery report; a record not confirmed within
-//! [`KafkaConfig::delivery_timeout`] (`message.timeout.ms`) makes the whole
-//! call [`LogError::Unavailable`], which the caller retries. Kafka cannot tell
-//! a re-sent event: every append is [`Appended::New`], and a retry after a
-//! failure may store some events twice (those confirmed before the failure),
-//! so projectors de-duplicate by event id per partition.
+//! headers followed by [`EVENT_ID_HEADER`] (the event id as hyphenated text)
+//! and [`RECORD_TIME_HEADER`] (the ledger's stamp, below). [`append`]
+//! returns only when every record of the batch has its delivery report; a
+//! record not confirmed within [`KafkaConfig::delivery_timeout`]
+//! (`message.timeout.ms`) makes the whole call [`LogError::Unavailable`],
+//! which the caller retries. Kafka cannot tell a re-sent event: every append
+//! is [`Appended::New`], and a retry after a failure may store some events
+//! twice (those confirmed before the failure), so projectors de-duplicate by
+//! event id per partition.
 //!
 //! # Record time
 //!
-//! The record time is derived from what the topic stores, so every reader of
-//! the same topic computes the same times: for the record at offset `i` of a
-//! partition, with Kafka timestamp `ts(i)` (in µs),
+//! The ledger is the only writer of the events topic (external producers
+//! publish to an inbound topic, which the ledger relays), and it stamps every
+//! record it writes with [`RECORD_TIME_HEADER`]: the ledger's clock in µs
+//! since the Unix epoch, as decimal text, chosen by the log's
+//! [`RecordTimePolicy`] (by default the ledger's clock, whatever the
+//! producer's clock says; with `CreateTime`, the producer's time clamped to
+//! the ledger's clock plus a bound). Kafka's own message timestamp is set to
+//! the stamp too, for tools, but never read: with `CreateTime` it is whatever
+//! a client sent, and brokers differ in whether they honour `LogAppendTime`.
+//!
+//! Readers derive the record time from the stamps alone, so every reader of
+//! the same topic computes the same times: for the record at offset `i`,
 //!
 //! ```text
-//! record_time(0) = ts(0)
-//! record_time(i) = max(ts(i), record_time(i - 1) + 1 µs)
+//! record_time(i) = max(stamp(i), record_time(i - 1) + 1 µs)    (stamped)
+//! record_time(i) = record_time(i - 1) + 1 µs                   (no stamp: a defect)
+//! record_time(-1) = the Unix epoch
 //! ```
 //!
-//! that is the "never backwards" rule of [`RecordTimePolicy::stamp`], applied
-//! by the reader. A record's time depends on the whole partition before it (a
-//! thousand records in one millisecond push the next millisecond's along), so
-//! the log remembers record times it has computed (every 4096th offset and the
-//! last few reads' ends) and a read resumes from the nearest one before it;
-//! a reader with nothing remembered computes from offset 0. `append` reads its
-//! own records back to report the time every reader will see.
+//! The max only matters when two ledger processes append to one partition at
+//! once and their records land in another order than their stamps. A record
+//! without a readable stamp was written straight to the events topic by
+//! someone else; it reads with [`LogRecord::defect`] set (the projector
+//! dead-letters it) and its own Kafka timestamp, however far in the future,
+//! moves nothing. A record's time can depend on the partition before it, so
+//! the log remembers record times it has computed (every 4096th offset and
+//! the ends of recent reads and appends) and a read resumes from the nearest
+//! one before it; a reader with nothing remembered starts from offset 0.
+//! `append` computes its records' times itself when it knows the time of the
+//! record before them and nobody else wrote between; otherwise it reads its
+//! records back.
 //!
 //! # What the topic must be
 //!
@@ -58,12 +73,8 @@
 //!   derivable.
 //! - Never repartitioned: the partition count is checked at connect
 //!   ([`LogError::PartitionCountMismatch`]); adding partitions moves people.
-//! - `message.timestamp.type=LogAppendTime` where the broker honours it (the
-//!   Kafka equivalent of the embedded default,
-//!   [`RecordTimePolicy::LogAppendTime`]): the broker's clock decides, not
-//!   the producers'. Under `CreateTime` the producers' clocks decide, and a
-//!   producer far in the future drags every later time of its partition
-//!   with it; nothing here clamps that.
+//! - Written only by the ledger (ACLs on a real cluster); others publish to
+//!   the inbound topic.
 //!
 //! [`connect`](KafkaLog::connect) creates the topic with that configuration
 //! when it is absent (admin API) and accepts an existing topic as it is.
@@ -74,8 +85,8 @@
 //! offsets or join a consumer group (reads assign partitions by hand), and it
 //! never reports an append as done before the broker confirmed it.
 //!
-//! [`RecordTimePolicy::stamp`]: super::RecordTimePolicy::stamp
-//! [`RecordTimePolicy::LogAppendTime`]: super::RecordTimePolicy::LogAppendTime
+//! [`append`]: EventLog::append
+//! [`RecordTimePolicy`]: super::RecordTimePolicy
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,14 +100,14 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders, Timestamp};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use uuid::Uuid;
 
 use super::{
     partitioner, AppendRequest, Appended, EventLog, LogError, LogRecord, Offset, Partition,
-    Position,
+    Position, RecordTimePolicy,
 };
 use crate::domain::time::RecordTime;
 
@@ -107,6 +118,10 @@ pub const DEFAULT_TOPIC: &str = "qledger.events";
 /// it (or with an unreadable one) read with the nil id, for the projector to
 /// dead-letter.
 pub const EVENT_ID_HEADER: &str = "qledger.event_id";
+
+/// The header carrying the ledger's record-time stamp: µs since the Unix
+/// epoch as decimal text. See the [module docs](self#record-time).
+pub const RECORD_TIME_HEADER: &str = "qledger.record_time";
 
 /// The group id readers carry (librdkafka wants one to assign partitions);
 /// never joined, nothing committed.
@@ -149,7 +164,7 @@ pub struct KafkaConfig {
 impl KafkaConfig {
     /// The defaults for a cluster at `bootstrap_servers`: topic
     /// [`DEFAULT_TOPIC`], 8 partitions, the broker's replication factor,
-    /// unlimited retention and `LogAppendTime`, 30 s to confirm a record.
+    /// unlimited retention, 30 s to confirm a record.
     pub fn new(bootstrap_servers: impl Into<String>) -> KafkaConfig {
         let pairs = |pairs: &[(&str, &str)]| {
             pairs
@@ -166,7 +181,6 @@ impl KafkaConfig {
                 ("cleanup.policy", "delete"),
                 ("retention.ms", "-1"),
                 ("retention.bytes", "-1"),
-                ("message.timestamp.type", "LogAppendTime"),
             ]),
             delivery_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
@@ -228,6 +242,9 @@ pub struct KafkaLog {
     consumers: Mutex<Vec<BaseConsumer>>,
     /// Per partition, record times already computed.
     times: Vec<Mutex<TimeIndex>>,
+    /// How records are stamped; held while stamping and handing a batch to
+    /// the producer, so stamps go out in the order they were taken.
+    policy: Mutex<RecordTimePolicy>,
     delivery_timeout: Duration,
     request_timeout: Duration,
 }
@@ -282,6 +299,7 @@ impl KafkaLog {
             consumer_config: config.consumer_config(),
             consumers: Mutex::new(Vec::new()),
             times: (0..partitions).map(|_| Mutex::default()).collect(),
+            policy: Mutex::new(RecordTimePolicy::default()),
             delivery_timeout: config.delivery_timeout,
             request_timeout: config.request_timeout,
             topic: config.topic,
@@ -291,6 +309,12 @@ impl KafkaLog {
     /// The events topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Chooses how later appends stamp record times (the default is the
+    /// ledger's clock; `CreateTime` only for importing history).
+    pub fn set_record_time_policy(&self, policy: RecordTimePolicy) {
+        *lock(&self.policy) = policy;
     }
 
     fn check(&self, partition: Partition) -> Result<(), LogError> {
@@ -316,27 +340,45 @@ impl KafkaLog {
         Ok((low.max(0) as Offset, high.max(0) as Offset))
     }
 
-    /// Sends the batch and waits for every delivery report; the position of
-    /// each request, in order.
-    fn produce(&self, batch: &[AppendRequest]) -> Result<Vec<(Partition, Offset)>, LogError> {
+    /// Stamps and sends the batch and waits for every delivery report; the
+    /// position and stamp of each request, in order.
+    fn produce(
+        &self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<(Partition, Offset, RecordTime)>, LogError> {
         let (reports, delivered) = mpsc::channel();
-        let now_ms = RecordTime::now().micros().div_euclid(1000);
         let deadline = Instant::now() + self.delivery_timeout;
         let mut refused = None;
+        let mut stamps = Vec::with_capacity(batch.len());
+        let policy = lock(&self.policy);
+        let now = RecordTime::now();
+        let mut last: BTreeMap<Partition, Option<RecordTime>> = BTreeMap::new();
         for (index, request) in batch.iter().enumerate() {
             let partition = partitioner::partition_for(&request.key, self.partitions);
+            let previous = last
+                .entry(partition)
+                .or_insert_with(|| lock(&self.times[partition as usize]).latest());
+            let stamp = policy.stamp(now, request.timestamp, *previous);
+            *previous = Some(stamp);
+            stamps.push(stamp);
+            let stamp_text = stamp.micros().to_string();
             let id = request.event_id.hyphenated().to_string();
-            let mut headers = OwnedHeaders::new_with_capacity(request.headers.len() + 1);
+            let mut headers = OwnedHeaders::new_with_capacity(request.headers.len() + 2);
             for (key, value) in &request.headers {
                 headers = headers.insert(Header {
                     key,
                     value: Some(value.as_slice()),
                 });
             }
-            headers = headers.insert(Header {
-                key: EVENT_ID_HEADER,
-                value: Some(id.as_bytes()),
-            });
+            headers = headers
+                .insert(Header {
+                    key: EVENT_ID_HEADER,
+                    value: Some(id.as_bytes()),
+                })
+                .insert(Header {
+                    key: RECORD_TIME_HEADER,
+                    value: Some(stamp_text.as_bytes()),
+                });
             let ticket = Box::new(Ticket {
                 index,
                 reports: reports.clone(),
@@ -346,11 +388,7 @@ impl KafkaLog {
                 .key(request.key.as_slice())
                 .payload(request.value.as_slice())
                 .headers(headers)
-                .timestamp(
-                    request
-                        .timestamp
-                        .map_or(now_ms, |t| t.micros().div_euclid(1000)),
-                );
+                .timestamp(stamp.micros().div_euclid(1000));
             loop {
                 match self.producer.send(record) {
                     Ok(()) => break,
@@ -370,6 +408,7 @@ impl KafkaLog {
                 break;
             }
         }
+        drop(policy);
         drop(reports);
 
         // Every record handed over gets exactly one report (librdkafka's
@@ -409,11 +448,13 @@ impl KafkaLog {
         }
         positions
             .into_iter()
+            .zip(stamps)
             .enumerate()
-            .map(|(index, at)| {
-                at.ok_or_else(|| {
+            .map(|(index, (at, stamp))| {
+                let (partition, offset) = at.ok_or_else(|| {
                     LogError::Unavailable(format!("record {index}: no delivery report"))
-                })
+                })?;
+                Ok((partition, offset, stamp))
             })
             .collect()
     }
@@ -499,7 +540,7 @@ impl KafkaLog {
                 continue; // left over from an earlier assignment
             }
             let offset = offset as Offset;
-            let time = record_time(message.timestamp(), last);
+            let (time, defect) = record_time(stamp_of(&message), last, &self.topic);
             last = Some(time);
             next = offset + 1;
             deadline = Instant::now() + self.request_timeout;
@@ -507,7 +548,7 @@ impl KafkaLog {
                 lock(times).note(offset, time);
             }
             if offset >= from && offset < end {
-                emit(to_record(&message, partition, offset, time));
+                emit(to_record(&message, partition, offset, time, defect));
             }
         }
         if let Some(time) = last {
@@ -543,24 +584,48 @@ impl EventLog for KafkaLog {
             return Ok(Vec::new());
         }
         let at = self.produce(&batch)?;
-        // Read our records back (and any others' between them) for the record
-        // times every reader will compute.
-        let mut spans: BTreeMap<Partition, (Offset, Offset)> = BTreeMap::new();
-        for &(partition, offset) in &at {
-            let span = spans.entry(partition).or_insert((offset, offset));
-            span.0 = span.0.min(offset);
-            span.1 = span.1.max(offset);
-        }
         let mut times: BTreeMap<(Partition, Offset), RecordTime> = BTreeMap::new();
-        for (partition, (low, high)) in spans {
+        let mut spans: BTreeMap<Partition, Vec<(Offset, RecordTime)>> = BTreeMap::new();
+        for &(partition, offset, stamp) in &at {
+            spans.entry(partition).or_default().push((offset, stamp));
+        }
+        for (partition, mut ours) in spans {
             self.check(partition)?;
-            let (first, _) = self.watermarks(partition)?;
-            self.scan(partition, low, high + 1, first, |r| {
-                times.insert((partition, r.offset), r.record_time);
-            })?;
+            ours.sort_unstable_by_key(|&(offset, _)| offset);
+            let (low, high) = (ours[0].0, ours[ours.len() - 1].0);
+            let dense = high - low + 1 == ours.len() as Offset;
+            // The time of the record before ours, when known (`Some(None)`:
+            // ours are the partition's first).
+            let prior = match lock(&self.times[partition as usize]).before(low) {
+                _ if low == 0 => Some(None),
+                Some((offset, time)) if offset + 1 == low => Some(Some(time)),
+                _ => None,
+            };
+            match prior {
+                // Nobody else wrote between our records, and the time of
+                // the record before them is known: every reader's rule,
+                // computed here.
+                Some(mut last) if dense => {
+                    for (offset, stamp) in ours {
+                        let (time, _) = record_time(Some(stamp), last, &self.topic);
+                        times.insert((partition, offset), time);
+                        last = Some(time);
+                    }
+                    if let Some(time) = last {
+                        lock(&self.times[partition as usize]).note(high, time);
+                    }
+                }
+                // Otherwise read the span back, others' records included.
+                _ => {
+                    let (first, _) = self.watermarks(partition)?;
+                    self.scan(partition, low, high + 1, first, |r| {
+                        times.insert((partition, r.offset), r.record_time);
+                    })?;
+                }
+            }
         }
         at.into_iter()
-            .map(|(partition, offset)| {
+            .map(|(partition, offset, _)| {
                 let record_time = *times.get(&(partition, offset)).ok_or_else(|| {
                     LogError::Unavailable(format!(
                         "{}:{partition}:{offset} was confirmed but could not be read back",
@@ -621,13 +686,44 @@ impl EventLog for KafkaLog {
     }
 }
 
-/// `max(ts, last + 1 µs)`, with the Kafka timestamp in µs (0 when absent).
-fn record_time(timestamp: Timestamp, last: Option<RecordTime>) -> RecordTime {
-    let micros = timestamp.to_millis().unwrap_or(0).saturating_mul(1000);
-    let time = RecordTime::from_micros(micros);
-    match last {
-        Some(last) => time.max(last.next()),
-        None => time,
+/// The ledger's stamp on a record, if it has a readable one (the last
+/// [`RECORD_TIME_HEADER`]).
+fn stamp_of(message: &BorrowedMessage<'_>) -> Option<RecordTime> {
+    let headers = message.headers()?;
+    let value = headers
+        .iter()
+        .filter(|h| h.key == RECORD_TIME_HEADER)
+        .last()?
+        .value?;
+    parse_stamp(value)
+}
+
+fn parse_stamp(value: &[u8]) -> Option<RecordTime> {
+    let text = std::str::from_utf8(value).ok()?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().map(RecordTime::from_micros)
+}
+
+/// The record time of a record with `stamp` after one at `last`, and the
+/// defect of an unstamped record. See the [module docs](self#record-time).
+fn record_time(
+    stamp: Option<RecordTime>,
+    last: Option<RecordTime>,
+    topic: &str,
+) -> (RecordTime, Option<String>) {
+    let after = last.map_or(RecordTime::from_micros(0), RecordTime::next);
+    match stamp {
+        Some(stamp) => (stamp.max(after), None),
+        None => (
+            last.map_or(RecordTime::from_micros(0), |l| l.next()),
+            Some(format!(
+                "the record has no {RECORD_TIME_HEADER} stamp: it was written straight to \
+                 the events topic {topic}, not through the ledger (publish to the inbound \
+                 topic instead)"
+            )),
+        ),
     }
 }
 
@@ -636,6 +732,7 @@ fn to_record(
     partition: Partition,
     offset: Offset,
     record_time: RecordTime,
+    defect: Option<String>,
 ) -> LogRecord {
     let mut headers: Vec<(String, Vec<u8>)> = message
         .headers()
@@ -645,7 +742,10 @@ fn to_record(
                 .collect()
         })
         .unwrap_or_default();
-    // Ours is the last one of that name; anything before it was the producer's own.
+    // Ours are the last ones of their names; anything before was the producer's own.
+    if let Some(i) = headers.iter().rposition(|(k, _)| k == RECORD_TIME_HEADER) {
+        headers.remove(i);
+    }
     let event_id = match headers.iter().rposition(|(k, _)| k == EVENT_ID_HEADER) {
         Some(i) => {
             let (_, id) = headers.remove(i);
@@ -661,6 +761,7 @@ fn to_record(
         event_id,
         headers,
         value: message.payload().unwrap_or_default().to_vec(),
+        defect,
     }
 }
 
@@ -754,6 +855,11 @@ impl TimeIndex {
         a.max(b).map(|(o, t)| (*o, *t))
     }
 
+    /// The remembered time at the greatest offset.
+    fn latest(&self) -> Option<RecordTime> {
+        self.before(Offset::MAX).map(|(_, t)| t)
+    }
+
     fn note(&mut self, offset: Offset, time: RecordTime) {
         if offset % CHECKPOINT_EVERY == 0 {
             self.every.insert(offset, time);
@@ -830,16 +936,45 @@ mod tests {
     }
 
     #[test]
-    fn record_time_is_the_timestamp_made_strictly_increasing() {
-        let ms = Timestamp::CreateTime;
-        assert_eq!(record_time(ms(5), None), t(5_000));
-        assert_eq!(record_time(ms(5), Some(t(4_000))), t(5_000));
-        // Same millisecond: one microsecond on.
-        assert_eq!(record_time(ms(5), Some(t(5_000))), t(5_001));
-        // A clock going back does not take the record time with it.
-        assert_eq!(record_time(ms(1), Some(t(5_001))), t(5_002));
-        assert_eq!(record_time(Timestamp::LogAppendTime(7), None), t(7_000));
-        assert_eq!(record_time(Timestamp::NotAvailable, Some(t(9))), t(10));
+    fn record_time_is_the_stamp_made_strictly_increasing() {
+        let time = |stamp, last| record_time(stamp, last, "events").0;
+        assert_eq!(time(Some(t(5_000)), None), t(5_000));
+        assert_eq!(time(Some(t(5_000)), Some(t(4_000))), t(5_000));
+        // Same microsecond: one on.
+        assert_eq!(time(Some(t(5_000)), Some(t(5_000))), t(5_001));
+        // A stamp going back does not take the record time with it.
+        assert_eq!(time(Some(t(1)), Some(t(5_001))), t(5_002));
+    }
+
+    #[test]
+    fn an_unstamped_record_is_a_defect_that_moves_time_by_one_microsecond() {
+        let (time, defect) = record_time(None, Some(t(9)), "events");
+        assert_eq!(time, t(10));
+        let defect = defect.expect("a defect");
+        assert!(
+            defect.contains(RECORD_TIME_HEADER) && defect.contains("events"),
+            "{defect}"
+        );
+        assert_eq!(record_time(None, None, "events").0, t(0));
+    }
+
+    #[test]
+    fn stamps_are_plain_decimal_microseconds() {
+        assert_eq!(
+            parse_stamp(b"1712102400000000"),
+            Some(t(1_712_102_400_000_000))
+        );
+        for bad in [
+            &b""[..],
+            b"-5",
+            b"+5",
+            b"1e6",
+            b" 5",
+            b"99999999999999999999",
+            b"\xff",
+        ] {
+            assert_eq!(parse_stamp(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

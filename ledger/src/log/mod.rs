@@ -115,6 +115,11 @@ pub struct LogRecord {
     pub event_id: Uuid,
     pub headers: Vec<(String, Vec<u8>)>,
     pub value: Vec<u8>,
+    /// Set when the log cannot vouch for the record, with the reason (Kafka:
+    /// a record written straight to the events topic, not through the
+    /// ledger, so it has no record time of the ledger's). The projector
+    /// dead-letters such a record. Always `None` in the embedded log.
+    pub defect: Option<String>,
 }
 
 /// Errors of the event log.
