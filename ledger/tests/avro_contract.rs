@@ -284,3 +284,36 @@ proptest! {
         let _ = avro::decode(&bytes);
     }
 }
+
+#[test]
+fn fingerprints_follow_the_specification_and_old_ones_still_read() {
+    for &t in EventType::ALL {
+        for v in Contract::get()
+            .history(t)
+            .iter()
+            .chain([Contract::get().current(t)])
+        {
+            let canonical = avro::canonical_form(&v.schema);
+            assert!(
+                !canonical.contains("{\"type\":\"string\"}"),
+                "{t}: logical types reduce to their primitive type"
+            );
+            let again = Schema::parse_str(&canonical).unwrap();
+            assert_eq!(avro::canonical_form(&again), canonical, "{t}: a fixed point");
+            for fp in [v.fingerprint, v.legacy_fingerprint] {
+                assert_eq!(
+                    Contract::get().by_fingerprint(fp).map(|w| w.event_type),
+                    Some(t)
+                );
+            }
+        }
+    }
+    // As computed by fastavro 1.13 (`fingerprint(to_parsing_canonical_form(s),
+    // "CRC-64-AVRO")`) from schemas/QualificationLost.avsc: an independent
+    // implementation of the specification.
+    let lost = Contract::get().current(EventType::QualificationLost);
+    assert_eq!(
+        hex::encode(lost.fingerprint.to_le_bytes()),
+        "4344dfb78163b30b"
+    );
+}

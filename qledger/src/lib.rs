@@ -4,4 +4,6 @@
 
 pub mod cli;
 pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod service;

@@ -116,7 +116,9 @@ pub struct Ledger {
     views: Arc<Views>,
     projector: Arc<Projector>,
     stop: Arc<AtomicBool>,
+    /// Projector threads and [attached](Ledger::attach) ones, joined at shutdown.
     threads: Vec<JoinHandle<()>>,
+    projecting: bool,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
@@ -177,6 +179,7 @@ impl Ledger {
             projector,
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
+            projecting: false,
         })
     }
 
@@ -205,11 +208,19 @@ impl Ledger {
     /// Starts the projector threads, projecting only what `assignment` owns
     /// (a consumer group's share, with a Kafka log).
     pub fn start_projector_assigned(&mut self, assignment: Arc<Assignment>) {
-        if self.threads.is_empty() {
-            self.threads = self
+        if !self.projecting {
+            self.projecting = true;
+            let threads = self
                 .projector
                 .spawn_assigned(Arc::clone(&self.stop), assignment);
+            self.threads.extend(threads);
         }
+    }
+
+    /// Joins `thread` at shutdown; it must end soon after
+    /// [`stop_flag`](Ledger::stop_flag) is set.
+    pub fn attach(&mut self, thread: JoinHandle<()>) {
+        self.threads.push(thread);
     }
 
     /// Set when the ledger shuts down; background tasks tied to it stop.

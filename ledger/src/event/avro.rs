@@ -2,9 +2,21 @@
 //!
 //! Values are written in Avro's single-object encoding (`C3 01`, the 8-byte
 //! little-endian CRC-64-AVRO fingerprint of the writer's schema, the datum),
-//! so every message says which schema wrote it without a registry. Readers
+//! so every message says which schema wrote it without a registry. The
+//! fingerprint is of the specification's Parsing Canonical Form
+//! ([`canonical_form`]), as Java's `SchemaNormalization` and fastavro
+//! compute it (apache-avro 0.22 and the Python `avro` 1.12 library keep
+//! logical types in it and compute another); messages with the fingerprint qledger wrote before it followed
+//! the specification ([`legacy_fingerprint`]) still decode. Readers
 //! resolve any known writer version (`schemas/history/<Type>/vN.avsc`) to
 //! the current schema, so old and new producers can share a topic.
+//!
+//! Producers using Confluent's serializers frame values in the Confluent
+//! wire format instead (`00`, a 4-byte big-endian schema id, the datum);
+//! the ids are the contract's own ([`super::registry`], served over HTTP
+//! as a schema registry). [`decode_confluent`] reads that framing through
+//! the same writer-to-current resolution, and [`decode_any`] either framing
+//! by its first byte.
 //!
 //! Evolution rule (enforced by the `schema_history` tests): a change adds a
 //! new `history` version identical to the new current schema; every version
@@ -35,6 +47,10 @@ use crate::error::{FieldError, RuleViolation};
 /// The two bytes that open an Avro single-object encoded message.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
 
+/// The byte that opens a message in the Confluent wire format, followed by
+/// the 4-byte big-endian schema id ([`super::registry`]) and the datum.
+pub const CONFLUENT_MAGIC: u8 = 0x00;
+
 /// Errors decoding or encoding the wire format.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -43,6 +59,19 @@ pub enum AvroError {
     NotSingleObject,
     #[error("unknown writer schema fingerprint {0:016x}")]
     UnknownFingerprint(u64),
+    #[error("not the Confluent wire format: {0}")]
+    NotConfluent(String),
+    #[error(
+        "unknown Confluent schema id {0}: no version of any qledger schema has it \
+         (ids are type number × 1000 + version, see ledger::event::registry)"
+    )]
+    UnknownSchemaId(u32),
+    #[error(
+        "unknown framing ({0}): accepted are Avro single-object encoding \
+         (C3 01, an 8-byte fingerprint, the datum) and the Confluent wire format \
+         (00, a 4-byte big-endian schema id, the datum)"
+    )]
+    UnknownFraming(String),
     #[error("undecodable {event_type} datum: {reason}")]
     Undecodable {
         event_type: EventType,
@@ -69,6 +98,9 @@ pub struct SchemaVersion {
     pub schema: Schema,
     /// CRC-64-AVRO (Rabin) fingerprint of the parsing canonical form.
     pub fingerprint: u64,
+    /// The fingerprint qledger wrote before it followed the specification
+    /// ([`legacy_fingerprint`]); messages carrying it still decode.
+    pub legacy_fingerprint: u64,
     pub text: &'static str,
 }
 
@@ -123,24 +155,57 @@ fn parse(t: EventType, version: u32, text: &'static str) -> SchemaVersion {
         )
     });
     let fingerprint = fingerprint(&schema);
+    let legacy_fingerprint = legacy_fingerprint(&schema);
     SchemaVersion {
         event_type: t,
         version,
         schema,
         fingerprint,
+        legacy_fingerprint,
         text,
     }
 }
 
-/// The CRC-64-AVRO fingerprint of a schema, as a number (its bytes are the
-/// little-endian form written after the single-object magic).
+/// The CRC-64-AVRO fingerprint of a schema's Parsing Canonical Form, as the
+/// Avro specification defines it, as a number (its bytes are the
+/// little-endian form written after the single-object magic). Java's
+/// `SchemaNormalization` and fastavro compute the same, so their
+/// single-object messages name our schemas.
 pub fn fingerprint(schema: &Schema) -> u64 {
+    let canonical = Schema::parse_str(&canonical_form(schema))
+        .expect("a parsing canonical form parses");
+    rabin(&canonical)
+}
+
+/// The fingerprint apache-avro 0.22 computes itself, whose canonical form
+/// keeps a logical type as `{"type":"string"}` where the specification
+/// writes `"string"`. qledger wrote it before the fix; it is still read.
+pub fn legacy_fingerprint(schema: &Schema) -> u64 {
+    rabin(schema)
+}
+
+fn rabin(schema: &Schema) -> u64 {
     let bytes = schema.fingerprint::<Rabin>().bytes;
     u64::from_le_bytes(
         bytes[..8]
             .try_into()
             .expect("Rabin fingerprints are 8 bytes"),
     )
+}
+
+/// The schema's Parsing Canonical Form as the specification defines it:
+/// apache-avro's, with logical types reduced to their primitive type (the
+/// specification strips `logicalType`, leaving `"string"`, not
+/// `{"type":"string"}`).
+pub fn canonical_form(schema: &Schema) -> String {
+    const PRIMITIVES: [&str; 8] = [
+        "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+    ];
+    let mut text = schema.canonical_form();
+    for p in PRIMITIVES {
+        text = text.replace(&format!("{{\"type\":\"{p}\"}}"), &format!("\"{p}\""));
+    }
+    text
 }
 
 impl Contract {
@@ -158,15 +223,16 @@ impl Contract {
             let texts = history_texts(t);
             let cur = parse(t, texts.len() as u32, current_text(t));
             by_fingerprint.insert(cur.fingerprint, (t, None));
+            by_fingerprint.insert(cur.legacy_fingerprint, (t, None));
             let versions: Vec<SchemaVersion> = texts
                 .iter()
                 .enumerate()
                 .map(|(i, text)| parse(t, i as u32 + 1, text))
                 .collect();
             for v in &versions {
-                by_fingerprint
-                    .entry(v.fingerprint)
-                    .or_insert((t, Some(v.version)));
+                for fp in [v.fingerprint, v.legacy_fingerprint] {
+                    by_fingerprint.entry(fp).or_insert((t, Some(v.version)));
+                }
             }
             current.insert(t, cur);
             history.insert(t, versions);
@@ -224,11 +290,14 @@ fn readers() -> &'static HashMap<u64, GenericDatumReader<'static>> {
         for &t in EventType::ALL {
             let current = contract.current(t);
             for writer in contract.history(t).iter().chain(std::iter::once(current)) {
-                let r = GenericDatumReader::builder(&writer.schema)
-                    .reader_schema(&current.schema)
-                    .build()
-                    .expect("the compiled-in schemas resolve");
-                out.entry(writer.fingerprint).or_insert(r);
+                for fp in [writer.fingerprint, writer.legacy_fingerprint] {
+                    out.entry(fp).or_insert_with(|| {
+                        GenericDatumReader::builder(&writer.schema)
+                            .reader_schema(&current.schema)
+                            .build()
+                            .expect("the compiled-in schemas resolve")
+                    });
+                }
             }
         }
         out
@@ -276,6 +345,68 @@ pub fn split_single_object(bytes: &[u8]) -> Result<(u64, &[u8]), AvroError> {
     }
     let fp = u64::from_le_bytes(bytes[2..10].try_into().expect("8 bytes"));
     Ok((fp, &bytes[10..]))
+}
+
+/// Encodes an event in the Confluent wire format under its current schema
+/// (the schema id of the latest history version, which equals it).
+pub fn encode_confluent(event: &Event) -> Result<Vec<u8>, AvroError> {
+    let t = event.event_type();
+    let latest = Contract::get().history(t).len() as u32;
+    let mut out = Vec::with_capacity(256);
+    out.push(CONFLUENT_MAGIC);
+    out.extend_from_slice(&super::registry::schema_id(t, latest).to_be_bytes());
+    out.extend_from_slice(&encode_datum(event)?);
+    Ok(out)
+}
+
+/// Decodes and validates an event in the Confluent wire format: the schema
+/// id names the writer schema (`schemas/history/<Type>/vN.avsc`), which is
+/// resolved to the current schema as a single-object fingerprint is.
+pub fn decode_confluent(bytes: &[u8]) -> Result<Event, AvroError> {
+    let (id, datum) = split_confluent(bytes)?;
+    let writer = super::registry::by_id(id)
+        .ok_or(AvroError::UnknownSchemaId(id))?
+        .schema;
+    decode_datum(writer, datum)
+}
+
+/// The schema id and datum of a message in the Confluent wire format.
+pub fn split_confluent(bytes: &[u8]) -> Result<(u32, &[u8]), AvroError> {
+    match bytes.first() {
+        None => return Err(AvroError::NotConfluent("the message is empty".into())),
+        Some(&CONFLUENT_MAGIC) => {}
+        Some(b) => {
+            return Err(AvroError::NotConfluent(format!(
+                "the first byte is {b:02X}, not the magic byte 00"
+            )))
+        }
+    }
+    let Some(id) = bytes.get(1..5) else {
+        return Err(AvroError::NotConfluent(format!(
+            "truncated header: {} bytes, the magic byte and the 4-byte schema id need 5",
+            bytes.len()
+        )));
+    };
+    let id = u32::from_be_bytes(id.try_into().expect("4 bytes"));
+    Ok((id, &bytes[5..]))
+}
+
+/// Decodes an event in either framing, by its first byte: `C3 01` is
+/// single-object encoding ([`decode`]), `00` the Confluent wire format
+/// ([`decode_confluent`]); anything else is refused.
+pub fn decode_any(bytes: &[u8]) -> Result<Event, AvroError> {
+    match bytes {
+        [0xC3, 0x01, ..] => decode(bytes),
+        [CONFLUENT_MAGIC, ..] => decode_confluent(bytes),
+        [] => Err(AvroError::UnknownFraming("the message is empty".into())),
+        [0xC3] => Err(AvroError::UnknownFraming(
+            "the message is the single byte C3".into(),
+        )),
+        [0xC3, b, ..] => Err(AvroError::UnknownFraming(format!(
+            "C3 followed by {b:02X}, not 01"
+        ))),
+        [a, ..] => Err(AvroError::UnknownFraming(format!("first byte {a:02X}"))),
+    }
 }
 
 /// Decodes a bare datum written with `writer`, resolved to the current schema.
@@ -911,4 +1042,123 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
         }),
     };
     Ok(Event { envelope, payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event::{examples, registry};
+
+    #[test]
+    fn confluent_framing_round_trips_every_example() {
+        for event in examples::all() {
+            let t = event.event_type();
+            let bytes = encode_confluent(&event).unwrap();
+            assert_eq!(bytes[0], CONFLUENT_MAGIC);
+            let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+            assert_eq!(registry::by_id(id).unwrap().event_type, t);
+            assert_eq!(&bytes[5..], &encode_datum(&event).unwrap()[..]);
+            assert_eq!(decode_confluent(&bytes).unwrap(), event, "{t}");
+            assert_eq!(decode_any(&bytes).unwrap(), event, "{t}");
+            assert_eq!(decode_any(&encode(&event).unwrap()).unwrap(), event, "{t}");
+        }
+    }
+
+    #[test]
+    fn every_history_version_decodes_through_its_id() {
+        // A datum of the current schema, framed with each version's id that
+        // has the same canonical form, decodes the same way.
+        let event = &examples::all()[0];
+        let t = event.event_type();
+        let current = Contract::get().current(t).schema.canonical_form();
+        for v in Contract::get().history(t) {
+            if v.schema.canonical_form() == current {
+                let mut bytes = vec![CONFLUENT_MAGIC];
+                bytes.extend_from_slice(&registry::schema_id(t, v.version).to_be_bytes());
+                bytes.extend_from_slice(&encode_datum(event).unwrap());
+                assert_eq!(&decode_confluent(&bytes).unwrap(), event);
+            }
+        }
+    }
+
+    #[test]
+    fn confluent_errors_say_what_is_wrong() {
+        let err = decode_confluent(&[0, 0, 0, 0x03, 0xE7, 1, 2]).unwrap_err();
+        assert!(matches!(err, AvroError::UnknownSchemaId(999)), "{err:?}");
+        assert!(err.to_string().contains("999"), "{err}");
+
+        for short in [&[][..], &[0][..], &[0, 0, 0, 0x03][..]] {
+            let err = decode_confluent(short).unwrap_err();
+            assert!(matches!(err, AvroError::NotConfluent(_)), "{err:?}");
+        }
+        let err = decode_confluent(&[0, 0, 0]).unwrap_err();
+        assert!(
+            err.to_string().contains("truncated header: 3 bytes"),
+            "{err}"
+        );
+        let err = decode_confluent(&[0xC3, 1, 2, 3, 4]).unwrap_err();
+        assert!(err.to_string().contains("C3"), "{err}");
+
+        let good = encode_confluent(&examples::all()[0]).unwrap();
+        let err = decode_confluent(&good[..good.len() - 5]).unwrap_err();
+        assert!(matches!(err, AvroError::Undecodable { .. }), "{err:?}");
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            decode_confluent(&trailing),
+            Err(AvroError::Undecodable { .. })
+        ));
+    }
+
+    #[test]
+    fn decode_any_names_the_accepted_framings() {
+        for (bytes, says) in [
+            (&b"{}"[..], "first byte 7B"),
+            (&[][..], "empty"),
+            (&[0xC3][..], "single byte C3"),
+            (&[0xC3, 0x02, 0, 0][..], "C3 followed by 02"),
+        ] {
+            let err = decode_any(bytes).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, AvroError::UnknownFraming(_)), "{err:?}");
+            assert!(text.contains(says), "{text}");
+            assert!(
+                text.contains("single-object") && text.contains("Confluent"),
+                "{text}"
+            );
+        }
+        // A framing it recognises, with a bad header, keeps that framing's error.
+        assert!(matches!(
+            decode_any(&[0xC3, 0x01, 0]),
+            Err(AvroError::NotSingleObject)
+        ));
+        assert!(matches!(
+            decode_any(&[0, 1]),
+            Err(AvroError::NotConfluent(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_after_a_zero_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut bytes = vec![CONFLUENT_MAGIC];
+            bytes.extend_from_slice(&tail);
+            let _ = decode_confluent(&bytes);
+            let _ = decode_any(&bytes);
+        }
+
+        #[test]
+        fn random_datums_under_known_ids_never_panic(
+            tail in proptest::collection::vec(any::<u8>(), 0..256),
+            pick in 0usize..13,
+        ) {
+            let t = EventType::ALL[pick];
+            let mut bytes = vec![CONFLUENT_MAGIC];
+            bytes.extend_from_slice(&registry::schema_id(t, 1).to_be_bytes());
+            bytes.extend_from_slice(&tail);
+            let _ = decode_any(&bytes);
+        }
+    }
 }

@@ -13,6 +13,7 @@
 pub mod avro;
 pub mod examples;
 pub mod json;
+pub mod registry;
 mod validate;
 
 use chrono::{DateTime, Utc};

@@ -97,6 +97,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::Client;
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -188,7 +189,9 @@ impl KafkaConfig {
         }
     }
 
-    fn client_config(&self) -> ClientConfig {
+    /// The settings every client of this cluster gets: the bootstrap servers
+    /// and [`KafkaConfig::properties`] (TLS, SASL, tuning).
+    pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.properties {
@@ -266,12 +269,6 @@ impl KafkaLog {
     /// otherwise). A cluster that cannot be reached, or refuses to create the
     /// topic, is [`LogError::Unavailable`].
     pub fn connect(config: KafkaConfig) -> Result<KafkaLog, LogError> {
-        if config.partitions == 0 {
-            return Err(LogError::NoSuchPartition {
-                partition: 0,
-                partitions: 0,
-            });
-        }
         let unavailable = |what: &str, e: KafkaError| {
             LogError::Unavailable(format!("{what} (topic {}): {e}", config.topic))
         };
@@ -279,19 +276,7 @@ impl KafkaLog {
             ThreadedProducer::from_config_and_context(&config.producer_config(), Deliveries)
                 .map_err(|e| unavailable("creating the producer", e))?;
 
-        let partitions = match topic_partitions(&producer, &config.topic, config.request_timeout)? {
-            Some(n) => n,
-            None => {
-                create_topic(&config)?;
-                wait_for_topic(&producer, &config.topic, config.request_timeout)?
-            }
-        };
-        if partitions != config.partitions {
-            return Err(LogError::PartitionCountMismatch {
-                existing: partitions,
-                requested: config.partitions,
-            });
-        }
+        let partitions = ensure_topic_with(producer.client(), &config)?;
         tracing::info!(topic = %config.topic, partitions, "kafka event log connected");
         Ok(KafkaLog {
             partitions,
@@ -765,14 +750,50 @@ fn to_record(
     }
 }
 
+/// Makes sure `config.topic` exists with `config.partitions` partitions:
+/// creates it (with `config.topic_config`) when absent, refuses an existing
+/// one with another partition count. For the ledger's other topics (inbound,
+/// dead letters, notices), which follow the events topic's rules.
+pub fn ensure_topic(config: &KafkaConfig) -> Result<u32, LogError> {
+    let client: BaseConsumer = BaseConsumer::from_config(&config.client_config()).map_err(|e| {
+        LogError::Unavailable(format!("connecting for topic {}: {e}", config.topic))
+    })?;
+    ensure_topic_with(client.client(), config)
+}
+
+fn ensure_topic_with<C: ClientContext>(
+    client: &Client<C>,
+    config: &KafkaConfig,
+) -> Result<u32, LogError> {
+    if config.partitions == 0 {
+        return Err(LogError::NoSuchPartition {
+            partition: 0,
+            partitions: 0,
+        });
+    }
+    let partitions = match topic_partitions(client, &config.topic, config.request_timeout)? {
+        Some(n) => n,
+        None => {
+            create_topic(config)?;
+            wait_for_topic(client, &config.topic, config.request_timeout)?
+        }
+    };
+    if partitions != config.partitions {
+        return Err(LogError::PartitionCountMismatch {
+            existing: partitions,
+            requested: config.partitions,
+        });
+    }
+    Ok(partitions)
+}
+
 /// The topic's partition count, or `None` if the cluster does not know it.
-fn topic_partitions(
-    producer: &ThreadedProducer<Deliveries>,
+fn topic_partitions<C: ClientContext>(
+    client: &Client<C>,
     topic: &str,
     timeout: Duration,
 ) -> Result<Option<u32>, LogError> {
-    let metadata = producer
-        .client()
+    let metadata = client
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| LogError::Unavailable(format!("metadata of topic {topic}: {e}")))?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -814,19 +835,19 @@ fn create_topic(config: &KafkaConfig) -> Result<(), LogError> {
             }
         }
     }
-    tracing::info!(%topic, partitions = config.partitions, "created the events topic");
+    tracing::info!(%topic, partitions = config.partitions, "created a topic");
     Ok(())
 }
 
 /// Waits for a just-created topic to show in the metadata.
-fn wait_for_topic(
-    producer: &ThreadedProducer<Deliveries>,
+fn wait_for_topic<C: ClientContext>(
+    client: &Client<C>,
     topic: &str,
     timeout: Duration,
 ) -> Result<u32, LogError> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(n) = topic_partitions(producer, topic, timeout)? {
+        if let Some(n) = topic_partitions(client, topic, timeout)? {
             return Ok(n);
         }
         if Instant::now() >= deadline {

@@ -8,11 +8,20 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use ledger::log::embedded::EmbeddedLog;
-use ledger::log::{Offset, Partition};
+use ledger::log::{EventLog, Offset, Partition};
 use replay::Until;
 
 use super::query::read_only_views;
-use super::{emit, status, ReplayArgs, VerifyArgs};
+use super::{emit, status, KafkaArgs, ReplayArgs, VerifyArgs};
+
+/// The log to replay: Kafka when `--kafka`/`--config` name a cluster,
+/// otherwise the embedded log of `data`, opened read-only.
+fn log_to_read(data: &Path, kafka: &KafkaArgs) -> Result<Box<dyn EventLog>> {
+    if let Some(log) = super::kafka::reading_log(kafka)? {
+        return Ok(log);
+    }
+    Ok(Box::new(read_only_log(data)?))
+}
 
 fn read_only_log(data: &Path) -> Result<EmbeddedLog> {
     let dir = data.join("log");
@@ -54,8 +63,8 @@ pub(super) fn replay(args: ReplayArgs) -> Result<ExitCode> {
         (None, Some(o)) => Until::Offsets(parse_offsets(o)?),
         (None, None) => Until::End,
     };
-    let log = read_only_log(&args.data)?;
-    let rebuilt = replay::rebuild(&log, &args.into, &until)
+    let log = log_to_read(&args.data, &args.kafka)?;
+    let rebuilt = replay::rebuild(log.as_ref(), &args.into, &until)
         .with_context(|| format!("rebuilding the views into {}", args.into.display()))?;
     emit(&format!(
         "digest        {}\nrecords       {}\napplied       {}\nduplicates    {}\ndead letters  {}\npairs         {}\noffsets       {}",
@@ -73,7 +82,7 @@ pub(super) fn replay(args: ReplayArgs) -> Result<ExitCode> {
 pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode> {
     // Views first: the log opened after holds at least the offsets they consumed.
     let live = read_only_views(&args.data)?;
-    let log = read_only_log(&args.data)?;
+    let log = log_to_read(&args.data, &args.kafka)?;
     let temporary;
     let scratch = match &args.scratch {
         Some(dir) => dir.as_path(),
@@ -85,7 +94,8 @@ pub(super) fn verify(args: VerifyArgs) -> Result<ExitCode> {
             temporary.path()
         }
     };
-    let v = replay::verify(&log, &live, scratch).context("verifying the views against the log")?;
+    let v = replay::verify(log.as_ref(), &live, scratch)
+        .context("verifying the views against the log")?;
     let mut text = format!(
         "live          {}\nrebuilt       {}\nrecords       {}\npairs         {}\n",
         v.live, v.rebuilt, v.records, v.pairs

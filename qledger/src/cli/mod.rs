@@ -12,6 +12,7 @@ mod audit;
 mod demo;
 mod ids;
 mod intake;
+mod kafka;
 mod query;
 mod remote;
 
@@ -94,6 +95,23 @@ pub struct ServeArgs {
     /// Log partitions, when the data directory is new.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PARTITIONS)]
     pub partitions: u32,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// Kafka as the log of record instead of the embedded log in the data
+/// directory (which then holds only the views).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers of the log of record, e.g. 127.0.0.1:9092
+    /// [default: the embedded log in the data directory].
+    #[arg(long, value_name = "HOST:PORT,...", env = "QLEDGER_KAFKA_BOOTSTRAP")]
+    pub kafka: Option<String>,
+    /// Settings file (TOML): its [kafka] table names topics, partitions,
+    /// groups and librdkafka properties; QLEDGER_KAFKA_* variables and
+    /// flags override it.
+    #[arg(long, value_name = "FILE", env = "QLEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +212,8 @@ pub struct ReplayArgs {
     /// Replay each partition up to (not including) an offset: `P:O,P:O`.
     #[arg(long, value_name = "P:O,...")]
     pub offsets: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +223,8 @@ pub struct VerifyArgs {
     /// A fresh directory for the rebuild [default: a temporary one, removed after].
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -338,6 +360,11 @@ fn serve_ledger(
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    if let Some(settings) = kafka::settings(&args.kafka)? {
+        let ledger = kafka::open_ledger(&args.data, &settings)?;
+        serve_ledger(ledger, &args.listen, |_, _| {})?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ledger = open_ledger(&args.data, args.partitions)?;
     serve_ledger(ledger, &args.listen, |_, _| {})?;
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,7 @@
 //! route template and status only: query strings carry insured numbers.
 
 pub mod problem;
+pub mod registry;
 mod routes;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// what intake appends.
 pub fn router(ledger: Arc<Ledger>) -> Router {
     routes::routes()
+        .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

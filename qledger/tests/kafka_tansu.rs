@@ -1,0 +1,166 @@
+//! End to end on a real, separate Kafka-compatible broker process (tansu):
+//! `qledger serve --config FILE` over Kafka, events in over HTTP and from
+//! an ordinary Kafka producer on the inbound topic, queries over HTTP, then
+//! `verify` and `replay` from Kafka after the server stopped.
+//!
+//! Needs the broker: `scripts/setup` installs tansu, `.ci/run` starts it
+//! (`QLEDGER_TEST_KAFKA_BOOTSTRAP`); otherwise the harness starts one itself, and
+//! fails loudly if it cannot.
+#![cfg(feature = "kafka")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_harness::{unique_topic, Broker};
+use ledger::event::{avro, json};
+use ledger::sample::{self, SampleConfig};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+fn qledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
+        .output()
+        .expect("run qledger")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// The value after `name` on the line that starts with it.
+fn field(output: &str, name: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {name} in {output}"))
+}
+
+#[test]
+fn serve_over_kafka_then_verify_and_replay_from_kafka() {
+    // The group settings hand partitions out within seconds.
+    let broker = Broker::start();
+    let prefix = unique_topic("e2e");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("views");
+    let config = dir.path().join("qledger.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbootstrap = \"{bootstrap}\"\npartitions = 3\nreplication_factor = 1\n\
+             events_topic = \"{prefix}.events\"\ninbound_topic = \"{prefix}.inbound\"\n\
+             dead_letter_topic = \"{prefix}.dead-letters\"\nnotices_topic = \"{prefix}.notices\"\n\
+             projector_group = \"{prefix}.projector\"\nrelay_group = \"{prefix}.relay\"\n\
+             [kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n",
+            bootstrap = broker.bootstrap,
+        ),
+    )
+    .unwrap();
+
+    // Half the sample population over HTTP, half from an insurer's producer.
+    let events: Vec<_> = sample::population(&SampleConfig {
+        persons: 20,
+        ..SampleConfig::default()
+    })
+    .collect();
+    let (over_http, over_kafka): (Vec<_>, Vec<_>) = events
+        .iter()
+        .partition(|e| e.envelope.link.as_str() < "L000000000010");
+    let file = dir.path().join("http.jsonl");
+    let mut out = std::fs::File::create(&file).unwrap();
+    for e in &over_http {
+        writeln!(out, "{}", json::to_value(e)).unwrap();
+    }
+    drop(out);
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(["serve", "--config", path(&config), "--data", path(&data)])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(str::to_owned)
+        })
+        .expect("the server says where it listens");
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+
+    let published = qledger(&["publish", path(&file), "--server", &url]);
+    assert_eq!(published.status.code(), Some(0), "{}", text(&published.stderr));
+    assert!(text(&published.stdout).contains(" 0 rejected"), "{}", text(&published.stdout));
+
+    let producer: BaseProducer = broker.client_config().create().unwrap();
+    for e in &over_kafka {
+        let value = avro::encode(e).unwrap();
+        producer
+            .send(
+                BaseRecord::to(&format!("{prefix}.inbound"))
+                    .key(e.envelope.link.as_str().as_bytes())
+                    .payload(&value),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    // Every person, from either path, shows up in the views.
+    let links: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.envelope.link.as_str()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for link in &links {
+        loop {
+            let o = qledger(&["history", link, "--server", &url]);
+            if o.status.code() == Some(0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{link} never projected: {}",
+                text(&o.stdout)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = server.wait().unwrap();
+    let logs = drain.join().unwrap();
+    assert!(status.success(), "serve exited with {status}: {logs:?}");
+
+    let verified = qledger(&["verify", "--config", path(&config), "--data", path(&data)]);
+    let verified_out = text(&verified.stdout);
+    assert_eq!(verified.status.code(), Some(0), "{verified_out}{}", text(&verified.stderr));
+    let live = field(&verified_out, "live");
+
+    let replayed = qledger(&[
+        "replay",
+        "--config",
+        path(&config),
+        "--into",
+        path(&dir.path().join("rebuilt")),
+    ]);
+    let replayed_out = text(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(0), "{replayed_out}{}", text(&replayed.stderr));
+    assert_eq!(field(&replayed_out, "digest"), live, "replay from Kafka == live views");
+    assert_eq!(field(&replayed_out, "records"), events.len().to_string());
+}
