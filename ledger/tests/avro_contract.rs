@@ -299,7 +299,11 @@ fn fingerprints_follow_the_specification_and_old_ones_still_read() {
                 "{t}: logical types reduce to their primitive type"
             );
             let again = Schema::parse_str(&canonical).unwrap();
-            assert_eq!(avro::canonical_form(&again), canonical, "{t}: a fixed point");
+            assert_eq!(
+                avro::canonical_form(&again),
+                canonical,
+                "{t}: a fixed point"
+            );
             for fp in [v.fingerprint, v.legacy_fingerprint] {
                 assert_eq!(
                     Contract::get().by_fingerprint(fp).map(|w| w.event_type),

@@ -347,7 +347,11 @@ fn http_intake_over_kafka_answers_503_in_an_outage_and_loses_nothing() {
             let status = response.status();
             let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();
-            (status, retry_after, String::from_utf8_lossy(&bytes).into_owned())
+            (
+                status,
+                retry_after,
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
         })
     };
 

@@ -102,8 +102,17 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
 
     let published = qledger(&["publish", path(&file), "--server", &url]);
-    assert_eq!(published.status.code(), Some(0), "{}", text(&published.stderr));
-    assert!(text(&published.stdout).contains(" 0 rejected"), "{}", text(&published.stdout));
+    assert_eq!(
+        published.status.code(),
+        Some(0),
+        "{}",
+        text(&published.stderr)
+    );
+    assert!(
+        text(&published.stdout).contains(" 0 rejected"),
+        "{}",
+        text(&published.stdout)
+    );
 
     let producer: BaseProducer = broker.client_config().create().unwrap();
     for e in &over_kafka {
@@ -149,7 +158,12 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
 
     let verified = qledger(&["verify", "--config", path(&config), "--data", path(&data)]);
     let verified_out = text(&verified.stdout);
-    assert_eq!(verified.status.code(), Some(0), "{verified_out}{}", text(&verified.stderr));
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{verified_out}{}",
+        text(&verified.stderr)
+    );
     let live = field(&verified_out, "live");
 
     let replayed = qledger(&[
@@ -160,7 +174,16 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
         path(&dir.path().join("rebuilt")),
     ]);
     let replayed_out = text(&replayed.stdout);
-    assert_eq!(replayed.status.code(), Some(0), "{replayed_out}{}", text(&replayed.stderr));
-    assert_eq!(field(&replayed_out, "digest"), live, "replay from Kafka == live views");
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "{replayed_out}{}",
+        text(&replayed.stderr)
+    );
+    assert_eq!(
+        field(&replayed_out, "digest"),
+        live,
+        "replay from Kafka == live views"
+    );
     assert_eq!(field(&replayed_out, "records"), events.len().to_string());
 }

@@ -172,8 +172,8 @@ fn parse(t: EventType, version: u32, text: &'static str) -> SchemaVersion {
 /// `SchemaNormalization` and fastavro compute the same, so their
 /// single-object messages name our schemas.
 pub fn fingerprint(schema: &Schema) -> u64 {
-    let canonical = Schema::parse_str(&canonical_form(schema))
-        .expect("a parsing canonical form parses");
+    let canonical =
+        Schema::parse_str(&canonical_form(schema)).expect("a parsing canonical form parses");
     rabin(&canonical)
 }
 
