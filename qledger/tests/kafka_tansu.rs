@@ -1,6 +1,7 @@
 //! End to end on a real, separate Kafka-compatible broker process (tansu):
 //! `qledger serve --config FILE` over Kafka, events in over HTTP and from
-//! an ordinary Kafka producer on the inbound topic, queries over HTTP, then
+//! an ordinary Kafka producer on the inbound topic (published while the
+//! server was down: a restarted server resumes), queries over HTTP, then
 //! `verify` and `replay` from Kafka after the server stopped.
 //!
 //! Needs the broker: `scripts/setup` installs tansu, `.ci/run` starts it
@@ -8,9 +9,10 @@
 //! fails loudly if it cannot.
 #![cfg(feature = "kafka")]
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kafka_harness::{unique_topic, Broker};
@@ -44,8 +46,71 @@ fn field(output: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {output}"))
 }
 
+/// A `qledger serve` process over Kafka.
+struct Server {
+    child: Child,
+    url: String,
+    logs: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Server {
+    fn start(config: &Path, data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qledger"))
+            .args(["serve", "--config", path(config), "--data", path(data)])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .map(str::to_owned)
+            })
+            .expect("the server says where it listens");
+        let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Server { child, url, logs }
+    }
+
+    /// Waits until every person of `links` is in the server's views.
+    fn wait_projected(&self, links: &BTreeSet<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for link in links {
+            loop {
+                let o = qledger(&["history", link, "--server", &self.url]);
+                if o.status.code() == Some(0) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{link} never projected: {}",
+                    text(&o.stdout)
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// SIGTERM, and a clean exit.
+    fn stop(mut self) {
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = self.child.wait().unwrap();
+        let logs = self.logs.join().unwrap();
+        assert!(status.success(), "serve exited with {status}: {logs:?}");
+    }
+}
+
 #[test]
-fn serve_over_kafka_then_verify_and_replay_from_kafka() {
+fn serve_over_kafka_restart_then_verify_and_replay_from_kafka() {
     // The group settings hand partitions out within seconds.
     let broker = Broker::start();
     let prefix = unique_topic("e2e");
@@ -81,27 +146,8 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
     }
     drop(out);
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_qledger"))
-        .args(["serve", "--config", path(&config), "--data", path(&data)])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let url = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .map(str::to_owned)
-        })
-        .expect("the server says where it listens");
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
-
-    let published = qledger(&["publish", path(&file), "--server", &url]);
+    let server = Server::start(&config, &data);
+    let published = qledger(&["publish", path(&file), "--server", &server.url]);
     assert_eq!(
         published.status.code(),
         Some(0),
@@ -113,6 +159,10 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
         "{}",
         text(&published.stdout)
     );
+    let http_links: BTreeSet<&str> = over_http.iter().map(|e| e.envelope.link.as_str()).collect();
+    server.wait_projected(&http_links);
+    // A restarted server resumes from its views' offsets.
+    server.stop();
 
     let producer: BaseProducer = broker.client_config().create().unwrap();
     for e in &over_kafka {
@@ -128,33 +178,10 @@ fn serve_over_kafka_then_verify_and_replay_from_kafka() {
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
-    // Every person, from either path, shows up in the views.
-    let links: std::collections::BTreeSet<&str> =
-        events.iter().map(|e| e.envelope.link.as_str()).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for link in &links {
-        loop {
-            let o = qledger(&["history", link, "--server", &url]);
-            if o.status.code() == Some(0) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{link} never projected: {}",
-                text(&o.stdout)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    let term = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = server.wait().unwrap();
-    let logs = drain.join().unwrap();
-    assert!(status.success(), "serve exited with {status}: {logs:?}");
+    let server = Server::start(&config, &data);
+    let links: BTreeSet<&str> = events.iter().map(|e| e.envelope.link.as_str()).collect();
+    server.wait_projected(&links);
+    server.stop();
 
     let verified = qledger(&["verify", "--config", path(&config), "--data", path(&data)]);
     let verified_out = text(&verified.stdout);
