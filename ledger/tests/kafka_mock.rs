@@ -429,3 +429,33 @@ fn a_broker_going_down_mid_stream_loses_no_acknowledged_event() {
         retried.len()
     );
 }
+
+#[test]
+fn a_reader_told_a_record_time_derives_the_rest_from_there() {
+    let mock = MockCluster::new(1).unwrap();
+    let log = log_on(&mock, "told");
+    let key = b"LINK-000123";
+    let partition = log.partition_for(key);
+    let at: Vec<Position> = log
+        .append((0..3).map(|i| contract::request(key, &[i])).collect())
+        .unwrap()
+        .into_iter()
+        .map(new_position)
+        .collect();
+
+    // A fresh reader, told what offset 1's time was, does not re-derive it
+    // from offset 0: a (deliberately wrong) later time shows through.
+    let fresh = KafkaLog::connect(config(&mock, "told")).unwrap();
+    let told = RecordTime::from_micros(at[2].record_time.micros() + 1_000_000);
+    fresh.remember_record_time(partition, 1, told);
+    let read = fresh.read(partition, 2, 1).unwrap();
+    assert_eq!(read[0].record_time, told.next());
+
+    // Told the truth, it agrees with every other reader.
+    let honest = KafkaLog::connect(config(&mock, "told")).unwrap();
+    honest.remember_record_time(partition, 1, at[1].record_time);
+    assert_eq!(
+        honest.read(partition, 2, 1).unwrap()[0].record_time,
+        at[2].record_time
+    );
+}

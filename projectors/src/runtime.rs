@@ -106,6 +106,15 @@ impl Projector {
         let next = (0..log.partitions())
             .map(|p| stored.get(&p).copied().unwrap_or(0))
             .collect();
+        // A log deriving record times from history need not re-read what
+        // these views already applied.
+        for (&partition, &next) in &stored {
+            if let (Some(last), Some(time)) =
+                (next.checked_sub(1), views.last_record_time(partition)?)
+            {
+                log.remember_record_time(partition, last, time);
+            }
+        }
         Ok(Projector {
             views,
             log,

@@ -58,8 +58,10 @@
 //! dead-letters it) and its own Kafka timestamp, however far in the future,
 //! moves nothing. A record's time can depend on the partition before it, so
 //! the log remembers record times it has computed (every 4096th offset and
-//! the ends of recent reads and appends) and a read resumes from the nearest
-//! one before it; a reader with nothing remembered starts from offset 0.
+//! the ends of recent reads and appends, and what readers tell it with
+//! [`EventLog::remember_record_time`]: a projector, the time of the last
+//! record it applied) and a read resumes from the nearest one before it; a
+//! reader with nothing remembered starts from offset 0.
 //! `append` computes its records' times itself when it knows the time of the
 //! record before them and nobody else wrote between; otherwise it reads its
 //! records back.
@@ -648,6 +650,12 @@ impl EventLog for KafkaLog {
     fn end_offset(&self, partition: Partition) -> Result<Offset, LogError> {
         self.check(partition)?;
         Ok(self.watermarks(partition)?.1)
+    }
+
+    fn remember_record_time(&self, partition: Partition, offset: Offset, time: RecordTime) {
+        if let Some(times) = self.times.get(partition as usize) {
+            lock(times).note(offset, time);
+        }
     }
 
     fn wait_for(

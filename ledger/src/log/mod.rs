@@ -175,6 +175,16 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     /// The offset the next appended record of `partition` will get.
     fn end_offset(&self, partition: Partition) -> Result<Offset, LogError>;
 
+    /// Tells the log the record time it gave the record at `offset` of
+    /// `partition`, as a reader stored it (a projector's last applied
+    /// record), so a log that derives record times from the partition's
+    /// history (Kafka) can start there instead of at offset 0. It must be
+    /// exactly the time this log reported. The embedded log stores every
+    /// record's time and ignores it.
+    fn remember_record_time(&self, partition: Partition, offset: Offset, time: RecordTime) {
+        let _ = (partition, offset, time);
+    }
+
     /// Blocks until `partition` has a record at `from` or later, or `timeout`
     /// passes; returns whether one is there.
     fn wait_for(
