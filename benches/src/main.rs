@@ -28,7 +28,14 @@
 //! ```text
 //! cargo run --release -p qledger-bench -- --persons 100000
 //! cargo run --release -p qledger-bench -- --persons 1000000 --json
+//! cargo run --release -p qledger-bench -- import --rows 200000
 //! ```
+//!
+//! The `import` mode writes a CSV batch file of `--rows` sample qualification
+//! events (no event ids, as the NHI aggregation system sends them) and times
+//! `qledger import`'s library (read, validate, encode, append) into a fresh
+//! embedded log against raw `EventLog::append`s of the same pre-encoded
+//! records, in the same chunk size, to another fresh log.
 //!
 //! Reading the table: `rate/s` is the views' rate, `baseline/s` raw RocksDB's
 //! in the same run, `ratio` the first over the second and `target` the design
@@ -36,6 +43,8 @@
 //! whole process, both databases included (two sets of memtables, two block
 //! caches); it must not grow with `--persons`: run two sizes and compare.
 
+#[cfg(feature = "kafka")]
+mod kafka_import;
 mod probe;
 
 use std::fmt::Write as _;
@@ -46,6 +55,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use ledger::domain::{LinkNumber, RecordTime};
 use ledger::event::{avro, Event};
+use ledger::log::embedded::EmbeddedLog;
 use ledger::log::{partitioner, LogRecord, Offset, Partition};
 use ledger::sample::{population, SampleConfig};
 use projectors::{ApplyStats, Lookup, Views};
@@ -85,6 +95,31 @@ struct Args {
     /// Also print a machine-readable summary (one JSON line).
     #[arg(long)]
     json: bool,
+    /// Another benchmark instead of projection and lookups (`--seed`,
+    /// `--partitions`, `--dir` and `--json` go before it).
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Mode {
+    /// `qledger import` of a generated CSV batch file into the embedded log,
+    /// against raw appends of the same pre-encoded records.
+    Import(ImportBench),
+    /// `qledger import` into a Kafka events topic (librdkafka's mock
+    /// cluster), against a raw idempotent producer sending the same records.
+    #[cfg(feature = "kafka")]
+    KafkaImport(ImportBench),
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportBench {
+    /// CSV rows (events) to generate.
+    #[arg(long, default_value_t = 200_000)]
+    rows: u64,
+    /// Rows per import chunk, and records per raw append.
+    #[arg(long, default_value_t = qledger::import::DEFAULT_BATCH)]
+    chunk: usize,
 }
 
 /// Lookups (and gets) per interleaved chunk.
@@ -97,6 +132,16 @@ const LOOKUP_TARGET: f64 = 0.30;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    match &args.mode {
+        Some(Mode::Import(bench)) => return import_bench(&args, bench),
+        #[cfg(feature = "kafka")]
+        Some(Mode::KafkaImport(bench)) => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+            return kafka_import::run(args.seed, args.partitions, bench.rows, bench.chunk, &dir);
+        }
+        None => {}
+    }
     if args.batch == 0 || args.partitions == 0 || args.persons == 0 {
         bail!("--persons, --batch and --partitions must be positive");
     }
@@ -1017,6 +1062,316 @@ impl Report<'_> {
             },
         })
     }
+}
+
+// The import mode: `qledger import` of a CSV batch file against raw appends.
+
+/// The design target of `qledger import`, in events per second.
+const IMPORT_TARGET: f64 = 100_000.0;
+
+/// Raw appends of the pre-encoded records, and what preparing them cost.
+#[derive(Debug, Default)]
+struct RawAppends {
+    events: u64,
+    appends: u64,
+    /// Time in `EventLog::append` only.
+    append: Duration,
+    /// Reading, validating and encoding the rows (untimed for the baseline).
+    prepare: Duration,
+    /// Of every record's partition, offset and value, to check the import
+    /// appended the same records.
+    digest: u64,
+}
+
+/// Import bench: writes the CSV, appends its records raw, imports it.
+fn import_bench(args: &Args, bench: &ImportBench) -> Result<()> {
+    use qledger::import::{Format, ImportOptions, Importer};
+    use std::sync::Arc;
+
+    if bench.rows == 0 || bench.chunk == 0 || args.partitions == 0 {
+        bail!("--rows, --chunk and --partitions must be positive");
+    }
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary directory")?;
+            temp.path().to_owned()
+        }
+    };
+    let (csv, raw_dir, import_dir) = (
+        dir.join("batch.csv"),
+        dir.join("raw-log"),
+        dir.join("import-log"),
+    );
+    for p in [&csv, &raw_dir, &import_dir] {
+        if p.exists() {
+            bail!("{} exists: remove it or choose another --dir", p.display());
+        }
+    }
+    eprintln!(
+        "qledger-bench import: {} rows, seed {}, {} partitions, chunk {}, in {}",
+        bench.rows,
+        args.seed,
+        args.partitions,
+        bench.chunk,
+        dir.display()
+    );
+    let mut memory = Memory::start();
+
+    let started = Instant::now();
+    write_batch_csv(&csv, args.seed, bench.rows)?;
+    let generate = started.elapsed();
+    let csv_bytes = std::fs::metadata(&csv).map(|m| m.len()).unwrap_or(0);
+    memory.phase();
+
+    eprintln!("  raw appends");
+    let raw = raw_appends(&csv, &raw_dir, args.partitions, bench.chunk)?;
+    let raw_peak = memory.phase();
+
+    eprintln!("  import");
+    let log = Arc::new(
+        EmbeddedLog::open(&import_dir, args.partitions).context("opening the import log")?,
+    );
+    let options = ImportOptions {
+        batch: bench.chunk,
+        ..ImportOptions::default()
+    };
+    let input = std::io::BufReader::new(
+        std::fs::File::open(&csv).with_context(|| format!("opening {}", csv.display()))?,
+    );
+    let started = Instant::now();
+    let summary = Importer::new(log.clone(), options)
+        .import(input, Format::Csv, &mut ())
+        .context("importing the CSV")?;
+    let import = started.elapsed();
+    let import_peak = memory.phase();
+    if summary.accepted != raw.events || summary.rejected != 0 || summary.duplicates != 0 {
+        bail!(
+            "the import accepted {}, rejected {} and found {} duplicates; the raw pass appended {}",
+            summary.accepted,
+            summary.rejected,
+            summary.duplicates,
+            raw.events
+        );
+    }
+    if log_digest(&*log)? != raw.digest {
+        bail!("the import appended other records than the raw baseline");
+    }
+    drop(log);
+
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / raw.events.max(1) as f64;
+    let (raw_rate, import_rate) = (rate(raw.events, raw.append), rate(raw.events, import));
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nqledger-bench import: {} CSV rows ({}, {:.0} B/row), {} partitions, chunk {}, seed {}",
+        summary.rows,
+        mib(Some(csv_bytes)),
+        csv_bytes as f64 / summary.rows.max(1) as f64,
+        args.partitions,
+        bench.chunk,
+        args.seed,
+    );
+    let _ = writeln!(
+        t,
+        "\n{:<34} {:>9} {:>8} {:>11} {:>8} {:>12} {:>8}",
+        "phase", "events", "seconds", "events/s", "µs/ev", "vs raw", "target"
+    );
+    let line = |t: &mut String, name: &str, d: Duration, vs: String, target: String| {
+        let _ = writeln!(
+            t,
+            "{:<34} {:>9} {:>8.2} {:>11} {:>8.2} {:>12} {:>8}",
+            name,
+            raw.events,
+            d.as_secs_f64(),
+            grouped(rate(raw.events, d)),
+            per(d),
+            vs,
+            target
+        );
+    };
+    line(
+        &mut t,
+        "generate CSV (CsvWriter)",
+        generate,
+        "-".into(),
+        "-".into(),
+    );
+    line(
+        &mut t,
+        "read+validate+encode (CsvEvents)",
+        raw.prepare,
+        "-".into(),
+        "-".into(),
+    );
+    line(
+        &mut t,
+        "raw append (EmbeddedLog::append)",
+        raw.append,
+        "-".into(),
+        "-".into(),
+    );
+    let verdict = if import_rate >= IMPORT_TARGET {
+        "ok"
+    } else {
+        "MISS"
+    };
+    line(
+        &mut t,
+        "import (Importer, file to log)",
+        import,
+        format!(
+            "{:.1}%",
+            100.0 * import_rate / raw_rate.max(f64::MIN_POSITIVE)
+        ),
+        format!("≥100k {verdict}"),
+    );
+    let _ = writeln!(
+        t,
+        "\nraw baseline: {} appends of up to {} pre-encoded records (read and encoded untimed); \
+         import: {} accepted, {} rejected; both logs hold the same records",
+        raw.appends, bench.chunk, summary.accepted, summary.rejected
+    );
+    let _ = writeln!(
+        t,
+        "peak RSS (VmHWM){}: raw appends {}, import {}",
+        if memory.reset_works {
+            ""
+        } else {
+            " (cumulative: reset refused)"
+        },
+        mib(raw_peak),
+        mib(import_peak)
+    );
+    print!("{t}");
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "mode": "import",
+                "rows": summary.rows,
+                "chunk": bench.chunk,
+                "partitions": args.partitions,
+                "seed": args.seed,
+                "csv_bytes": csv_bytes,
+                "generate_seconds": generate.as_secs_f64(),
+                "prepare_seconds": raw.prepare.as_secs_f64(),
+                "raw": {
+                    "seconds": raw.append.as_secs_f64(),
+                    "events_per_second": raw_rate,
+                    "appends": raw.appends,
+                },
+                "import": {
+                    "seconds": import.as_secs_f64(),
+                    "events_per_second": import_rate,
+                    "ratio": import_rate / raw_rate,
+                    "target_events_per_second": IMPORT_TARGET,
+                },
+                "memory": {
+                    "raw_peak_bytes": raw_peak,
+                    "import_peak_bytes": import_peak,
+                    "per_phase": memory.reset_works,
+                },
+            })
+        );
+    }
+    Ok(())
+}
+
+/// The NHI aggregation system's file as it would come: the sample
+/// population's acquisitions, changes and losses, without event ids.
+fn write_batch_csv(path: &Path, seed: u64, rows: u64) -> Result<()> {
+    use qledger::import::CsvWriter;
+    use std::io::Write as _;
+
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = CsvWriter::new(std::io::BufWriter::new(file), false)?;
+    let config = SampleConfig {
+        seed,
+        persons: rows.saturating_mul(2),
+        ..SampleConfig::default()
+    };
+    let mut written = 0;
+    for event in population(&config) {
+        if written == rows {
+            break;
+        }
+        if out.write(&event)? {
+            written += 1;
+        }
+    }
+    if written < rows {
+        bail!("the sample gave only {written} rows");
+    }
+    out.into_inner()?.flush().context("writing the CSV")?;
+    Ok(())
+}
+
+/// Reads the CSV with the importer's reader (untimed), then appends its
+/// records a chunk at a time to a fresh embedded log (timed).
+fn raw_appends(csv: &Path, dir: &Path, partitions: u32, chunk: usize) -> Result<RawAppends> {
+    use ledger::log::{Appended, EventLog};
+    use qledger::import::{CsvEvents, ImportOptions};
+
+    let log = EmbeddedLog::open(dir, partitions).context("opening the raw log")?;
+    let input = std::io::BufReader::new(
+        std::fs::File::open(csv).with_context(|| format!("opening {}", csv.display()))?,
+    );
+    let mut rows = CsvEvents::new(input, ImportOptions::default().source)?;
+    let mut out = RawAppends::default();
+    loop {
+        let started = Instant::now();
+        let mut requests = Vec::with_capacity(chunk);
+        for parsed in rows.by_ref().take(chunk) {
+            let parsed = parsed?;
+            let event = parsed
+                .event
+                .map_err(|e| anyhow::anyhow!("{}: {e}", parsed.at))?;
+            requests.push(qledger::service::append_request(&event)?);
+        }
+        out.prepare += started.elapsed();
+        if requests.is_empty() {
+            break;
+        }
+        let n = requests.len();
+        let started = Instant::now();
+        let appended = log.append(requests).context("raw append")?;
+        out.append += started.elapsed();
+        out.appends += 1;
+        let new = appended
+            .iter()
+            .filter(|a| matches!(a, Appended::New(_)))
+            .count();
+        if new != n {
+            bail!("the raw log took {new} of {n} records as new");
+        }
+        out.events += n as u64;
+    }
+    out.digest = log_digest(&log)?;
+    Ok(out)
+}
+
+/// A digest of every record of a log: partition, offset and value.
+fn log_digest(log: &dyn ledger::log::EventLog) -> Result<u64> {
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    for p in 0..log.partitions() {
+        let mut from = 0;
+        loop {
+            let records = log.read(p, from, 10_000).context("reading a log")?;
+            let Some(last) = records.last() else { break };
+            from = last.offset + 1;
+            for r in &records {
+                h = digest(h, &raw_key(r.partition, r.offset));
+                h = digest(h, &r.value);
+            }
+        }
+    }
+    Ok(h)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod import;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod service;

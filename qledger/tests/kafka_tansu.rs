@@ -214,3 +214,62 @@ fn serve_over_kafka_restart_then_verify_and_replay_from_kafka() {
     );
     assert_eq!(field(&replayed_out, "records"), events.len().to_string());
 }
+
+#[test]
+fn import_publishes_a_batch_file_to_the_events_topic() {
+    let broker = Broker::start();
+    let prefix = unique_topic("import");
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<_> = sample::population(&SampleConfig {
+        persons: 200,
+        ..SampleConfig::default()
+    })
+    .collect();
+    let csv = dir.path().join("batch.csv");
+    let mut writer = qledger::import::CsvWriter::new(Vec::new(), true).unwrap();
+    let mut rows = 0u64;
+    for e in &events {
+        if writer.write(e).unwrap() {
+            rows += 1;
+        }
+    }
+    std::fs::write(&csv, writer.into_inner().unwrap()).unwrap();
+    assert!(rows > 500, "{rows} rows");
+
+    let topic = format!("{prefix}.events");
+    let import = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_qledger"))
+            .args(["import", path(file), "--kafka", &broker.bootstrap])
+            .env("QLEDGER_KAFKA_EVENTS_TOPIC", &topic)
+            .env("QLEDGER_KAFKA_PARTITIONS", "3")
+            .env("QLEDGER_KAFKA_REPLICATION_FACTOR", "1")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = import(&csv);
+    let summary = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{summary}{}", text(&out.stderr));
+    assert!(
+        summary.contains(&format!("{rows} accepted, 0 duplicates, 0 rejected")),
+        "{summary}"
+    );
+
+    // Every row is on the topic, readable, stamped by the ledger.
+    let log = ledger::log::kafka::KafkaLog::connect(ledger::log::kafka::KafkaConfig {
+        topic: topic.clone(),
+        partitions: 3,
+        ..ledger::log::kafka::KafkaConfig::new(broker.bootstrap.clone())
+    })
+    .unwrap();
+    let mut read = 0u64;
+    for p in 0..3 {
+        let end = ledger::log::EventLog::end_offset(&log, p).unwrap();
+        for r in ledger::log::EventLog::read(&log, p, 0, end as usize).unwrap() {
+            assert!(r.defect.is_none());
+            avro::decode(&r.value).unwrap();
+            read += 1;
+        }
+    }
+    assert_eq!(read, rows);
+}

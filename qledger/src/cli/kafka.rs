@@ -79,8 +79,9 @@ mod enabled {
         Ok(ledger)
     }
 
-    /// The events log to read, for replay and verify: Kafka when asked for.
-    pub fn reading_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
+    /// The events topic of the cluster the args name, if any (created when
+    /// absent): what replay and verify read and import writes.
+    pub fn events_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
         let Some(settings) = settings(args)? else {
             return Ok(None);
         };
@@ -113,7 +114,7 @@ mod disabled {
         match *never {}
     }
 
-    pub fn reading_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
+    pub fn events_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
         refuse(args)?;
         Ok(None)
     }

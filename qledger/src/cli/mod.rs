@@ -11,6 +11,7 @@
 mod audit;
 mod demo;
 mod ids;
+mod import;
 mod intake;
 mod kafka;
 mod query;
@@ -51,6 +52,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Publish events from a JSON-lines file (one event per line).
     Publish(PublishArgs),
+    /// Import a batch file: municipal qualification records (CSV) or Avro events.
+    Import(import::ImportArgs),
     /// Ask who insures a person on a date, by insured number or card serial.
     Eligibility(EligibilityArgs),
     /// Every version of a person's records, with both time axes.
@@ -268,6 +271,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(a) => serve(a),
         Command::Demo(a) => demo::run(a),
         Command::Publish(a) => intake::publish(a),
+        Command::Import(a) => import::run(a),
         Command::Generate(a) => intake::generate(a),
         Command::Eligibility(a) => query::eligibility(a),
         Command::History(a) => query::history(a),
