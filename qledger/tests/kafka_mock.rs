@@ -381,3 +381,155 @@ fn http_intake_over_kafka_answers_503_in_an_outage_and_loses_nothing() {
     let history = ledger.history(&event.envelope.link).unwrap();
     assert!(history.is_some(), "and projected");
 }
+
+/// A stand-in for an external Confluent registry on a socket, knowing
+/// `schemas` (id → schema text), until the returned sender is dropped.
+fn external_registry(
+    listener: std::net::TcpListener,
+    schemas: Vec<(u32, String)>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use axum::Json;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let schemas: std::collections::HashMap<u32, String> = schemas.into_iter().collect();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().route(
+                "/schemas/ids/{id}",
+                get(move |Path(id): Path<u32>| {
+                    let found = schemas.get(&id).cloned();
+                    async move {
+                        match found {
+                            Some(schema) => {
+                                (StatusCode::OK, Json(serde_json::json!({ "schema": schema })))
+                            }
+                            None => (
+                                StatusCode::NOT_FOUND,
+                                Json(serde_json::json!({"error_code": 40403, "message": "not found"})),
+                            ),
+                        }
+                    }
+                }),
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    (stop, thread)
+}
+
+#[test]
+fn confluent_ids_of_an_external_registry_are_resolved_against_the_contract() {
+    let mock = MockCluster::new(1).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let event = ledger::event::examples::all().remove(0);
+    let own = ledger::event::avro::Contract::get().current(event.event_type());
+    let foreign = r#"{"type":"record","name":"Other","fields":[{"name":"x","type":"long"}]}"#;
+    let (stop, server) = external_registry(
+        listener,
+        vec![(77, own.text.to_string()), (78, foreign.to_string())],
+    );
+    let settings = KafkaSettings {
+        schema_registry_url: Some(format!("http://{address}")),
+        ..settings(&mock, "external")
+    };
+    let topics = Topics::connect(&settings).unwrap();
+    let events: Arc<dyn EventLog> = Arc::new(topics.events);
+    let dead: Arc<dyn EventLog> = Arc::new(topics.dead_letters);
+    let relay = Relay::new(&settings, Arc::clone(&events), Arc::clone(&dead)).unwrap();
+
+    let framed = |id: u32| {
+        let mut bytes = avro::encode_confluent(&event).unwrap();
+        bytes[1..5].copy_from_slice(&id.to_be_bytes());
+        bytes
+    };
+    let producer = producer(&mock);
+    let key = event.envelope.link.as_str().as_bytes();
+    for id in [77, 78, 79] {
+        producer
+            .send(
+                BaseRecord::to(&settings.inbound_topic)
+                    .key(key)
+                    .payload(&framed(id)),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let mut total = qledger::kafka::relay::RelayStats::default();
+    until("the three records", Duration::from_secs(30), || {
+        total += relay.step(Duration::from_millis(200)).unwrap();
+        total.relayed + total.dead_lettered == 3
+    });
+    assert_eq!((total.relayed, total.dead_lettered), (1, 2));
+    let relayed = read_all(events.as_ref());
+    assert_eq!(avro::decode(&relayed[0].value).unwrap(), event);
+    let letters = read_all(dead.as_ref());
+    let reasons: Vec<&str> = letters
+        .iter()
+        .map(|r| header(r, REASON_HEADER).unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("78") && r.contains("not a version")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("79") && r.contains("does not know")),
+        "{reasons:?}"
+    );
+
+    // The registry goes away: a new id cannot be resolved, the batch is
+    // retried, nothing is dead-lettered or lost.
+    drop(stop);
+    server.join().unwrap();
+    producer
+        .send(
+            BaseRecord::to(&settings.inbound_topic)
+                .key(key)
+                .payload(&framed(80)),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match relay.step(Duration::from_millis(200)) {
+            Err(qledger::kafka::relay::RelayError::Registry(e)) => {
+                assert!(e.to_string().contains(&address.to_string()), "{e}");
+                break;
+            }
+            Ok(stats) => assert_eq!(stats, Default::default(), "nothing relayed meanwhile"),
+            Err(e) => panic!("expected the registry to be unreachable, got {e}"),
+        }
+        assert!(Instant::now() < deadline, "the record never came");
+    }
+    let listener = std::net::TcpListener::bind(address).unwrap();
+    let (_stop, _server) = external_registry(listener, vec![(80, own.text.to_string())]);
+    let mut later = qledger::kafka::relay::RelayStats::default();
+    until("the retried record", Duration::from_secs(30), || {
+        later += relay.step(Duration::from_millis(200)).unwrap();
+        later.relayed == 1
+    });
+    assert_eq!(read_all(dead.as_ref()).len(), 2, "no new dead letter");
+}

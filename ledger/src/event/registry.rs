@@ -196,6 +196,14 @@ pub fn all() -> impl Iterator<Item = Registered> {
         .flat_map(move |&t| contract.history(t).iter().map(Registered::of))
 }
 
+/// The contract's version with the same Parsing Canonical Form as `schema`,
+/// of any event type: how a schema fetched from another registry (under its
+/// own id) is recognised as one of ours.
+pub fn contract_version_of(schema: &Schema) -> Option<Registered> {
+    let canonical = parsing_canonical_form(schema);
+    all().find(|r| parsing_canonical_form(&r.schema.schema) == canonical)
+}
+
 /// The record-name subjects, sorted.
 pub fn subjects() -> Vec<String> {
     let mut out: Vec<String> = EventType::ALL.iter().map(|&t| record_subject(t)).collect();

@@ -15,7 +15,7 @@ mod import;
 mod intake;
 mod kafka;
 mod query;
-mod remote;
+pub(crate) mod remote;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;

@@ -27,6 +27,7 @@
 //! This module wires clients together; it holds no ledger logic (validation
 //! is intake's, projection the projectors').
 
+pub mod external;
 pub mod group;
 pub mod relay;
 
@@ -60,6 +61,10 @@ pub struct KafkaSettings {
     pub delivery_timeout_ms: u64,
     /// How long metadata, offset and fetch requests may take, in ms.
     pub request_timeout_ms: u64,
+    /// An external Confluent schema registry (`http://…`) whose ids the
+    /// relay resolves when they are not the contract's own (see
+    /// [`external`]); qledger's own registry needs no setting.
+    pub schema_registry_url: Option<String>,
     /// librdkafka properties for every client (TLS, SASL, tuning), e.g.
     /// `"security.protocol" = "SSL"`.
     pub properties: BTreeMap<String, String>,
@@ -79,6 +84,7 @@ impl Default for KafkaSettings {
             relay_group: "qledger.relay".into(),
             delivery_timeout_ms: 30_000,
             request_timeout_ms: 10_000,
+            schema_registry_url: None,
             properties: BTreeMap::new(),
         }
     }
@@ -159,6 +165,9 @@ impl KafkaSettings {
             if let Some(value) = env(name) {
                 *slot = value;
             }
+        }
+        if let Some(v) = env("QLEDGER_KAFKA_SCHEMA_REGISTRY_URL") {
+            self.schema_registry_url = Some(v).filter(|v| !v.trim().is_empty());
         }
         if let Some(v) = env("QLEDGER_KAFKA_PARTITIONS") {
             self.partitions = number("QLEDGER_KAFKA_PARTITIONS", &v)?;

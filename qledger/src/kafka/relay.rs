@@ -35,6 +35,7 @@ use rdkafka::{Offset as KafkaOffset, TopicPartitionList};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::external::{ExternalRegistry, Unreachable};
 use super::KafkaSettings;
 use crate::service::{append_request, ServiceError};
 
@@ -56,6 +57,8 @@ pub enum RelayError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Registry(#[from] Unreachable),
 }
 
 /// What one step did.
@@ -75,6 +78,8 @@ impl std::ops::AddAssign for RelayStats {
 /// Relays the inbound topic to the events log. See the [module docs](self).
 pub struct Relay {
     consumer: BaseConsumer,
+    /// Resolves Confluent schema ids that are not the contract's own.
+    external: Option<ExternalRegistry>,
     events: Arc<dyn EventLog>,
     dead_letters: Arc<dyn EventLog>,
     inbound_topic: String,
@@ -105,10 +110,15 @@ impl Relay {
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false");
+        let external = match &settings.schema_registry_url {
+            Some(url) => Some(ExternalRegistry::new(url)?),
+            None => None,
+        };
         let consumer = BaseConsumer::from_config(&config)?;
         consumer.subscribe(&[settings.inbound_topic.as_str()])?;
         Ok(Relay {
             consumer,
+            external,
             events,
             dead_letters,
             inbound_topic: settings.inbound_topic.clone(),
@@ -159,7 +169,7 @@ impl Relay {
         let mut requests = Vec::new();
         let mut dead = Vec::new();
         for m in messages {
-            match check(m) {
+            match self.check(m)? {
                 Ok(request) => requests.push(request),
                 Err(refusal) => dead.push(self.dead_letter(m, refusal)),
             }
@@ -284,10 +294,25 @@ struct Refusal {
     reason: String,
 }
 
-/// The events-log record for an inbound record, or why there is none.
-fn check(m: &OwnedMessage) -> Result<AppendRequest, Refusal> {
-    let payload = m.payload().unwrap_or_default();
-    let event = avro::decode_any(payload).map_err(|e| match e {
+impl Relay {
+    /// The events-log record for an inbound record, or why there is none;
+    /// `Err` when the external registry cannot be asked (retried).
+    fn check(&self, m: &OwnedMessage) -> Result<Result<AppendRequest, Refusal>, RelayError> {
+        let payload = m.payload().unwrap_or_default();
+        let decoded = match (avro::decode_any(payload), &self.external) {
+            (Err(AvroError::UnknownSchemaId(_)), Some(external)) => external.decode(payload)?,
+            (decoded, _) => decoded,
+        };
+        Ok(check(m, decoded))
+    }
+}
+
+/// The events-log record for a decoded inbound record, or why there is none.
+fn check(
+    m: &OwnedMessage,
+    decoded: Result<ledger::event::Event, AvroError>,
+) -> Result<AppendRequest, Refusal> {
+    let event = decoded.map_err(|e| match e {
         AvroError::Invalid { event_type, error } => Refusal {
             field: Some(error.field.to_string()),
             event_type: Some(event_type.name().into()),
