@@ -27,6 +27,13 @@ schema (its id) and of a changed one (refused with 409), the
 message back with ``AvroDeserializer``. Any surprise exits non-zero with a
 message; missing packages exit 3.
 
+With ``--bootstrap HOST:PORT --topic T`` it also produces every framed
+message to topic ``T`` with confluent-kafka's ``Producer``, keyed by the
+event's link number (``datum["envelope"]["link"]``), partitioned by Kafka's
+murmur2 as qledger partitions, and waits for every delivery report; a message
+not delivered exits non-zero. ``--out`` is then optional. (Point it at the
+ledger's inbound topic: only the ledger writes its events topic.)
+
 Requirements: ``pip install -r tests/interop/requirements-confluent.txt``.
 """
 
@@ -37,6 +44,7 @@ import sys
 import uuid
 
 try:
+    from confluent_kafka import KafkaException, Producer
     from confluent_kafka.schema_registry import (
         Schema,
         SchemaRegistryClient,
@@ -214,14 +222,59 @@ def read_back(client, events, framed, topic):
         check(got == sent, f"event {i}: read back event id {got}, sent {sent}")
 
 
+def produce(bootstrap, topic, events, framed, timeout):
+    """Produces each framed message to ``topic``, keyed by its event's link
+    number, and waits for every delivery; returns how many were delivered."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            # qledger's partitioner: Kafka's murmur2 of the key.
+            "partitioner": "murmur2_random",
+            "message.timeout.ms": int(timeout * 1000),
+        }
+    )
+    failures = []
+    delivered = 0
+
+    def report(error, message):
+        nonlocal delivered
+        if error is not None:
+            failures.append(f"key {message.key()!r}: {error}")
+        else:
+            delivered += 1
+
+    for i, (event, data) in enumerate(zip(events, framed)):
+        link = event["datum"].get("envelope", {}).get("link")
+        check(isinstance(link, str) and link, f"event {i}: no envelope.link in the datum")
+        producer.produce(topic, key=link.encode("utf-8"), value=data, on_delivery=report)
+        producer.poll(0)
+    left = producer.flush(timeout)
+    check(left == 0, f"{left} messages not delivered to {topic} within {timeout} s")
+    check(not failures, f"delivery to {topic} failed: " + "; ".join(failures))
+    check(delivered == len(framed), f"{delivered} of {len(framed)} messages delivered to {topic}")
+    return delivered
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True, help="registry base URL, e.g. http://127.0.0.1:8080/schema-registry")
     parser.add_argument("--schemas", required=True, type=pathlib.Path, help="the repository's schemas/ directory")
     parser.add_argument("--events", required=True, type=pathlib.Path, help="JSON lines: {type, datum}")
-    parser.add_argument("--out", required=True, type=pathlib.Path, help="framed messages, hex, one per line")
-    parser.add_argument("--topic", default="qledger.events")
+    parser.add_argument("--out", type=pathlib.Path, help="framed messages, hex, one per line")
+    parser.add_argument(
+        "--topic",
+        help="the topic the messages are for (default qledger.events); with --bootstrap, the topic to produce to",
+    )
+    parser.add_argument("--bootstrap", help="bootstrap.servers: also produce every framed message to --topic")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for delivery (--bootstrap)")
     args = parser.parse_args()
+    if args.bootstrap is not None and args.topic is None:
+        parser.error("--bootstrap needs --topic (the inbound topic: only the ledger writes its events topic)")
+    if args.bootstrap is None and args.out is None:
+        parser.error("the following arguments are required: --out")
+    topic = args.topic if args.topic is not None else "qledger.events"
 
     events = [json.loads(line) for line in args.events.read_text().splitlines() if line.strip()]
     schemas = {p.stem: p.read_text() for p in sorted(args.schemas.glob("*.avsc"))}
@@ -229,14 +282,18 @@ def main():
         check(events, "no events given")
         check(schemas, f"no schemas in {args.schemas}")
         client = SchemaRegistryClient({"url": args.url})
-        exercise_registry(client, schemas, args.topic)
-        framed = serialize(client, schemas, events, args.topic)
-        read_back(client, events, framed, args.topic)
-    except (Surprise, SchemaRegistryError) as e:
+        exercise_registry(client, schemas, topic)
+        framed = serialize(client, schemas, events, topic)
+        read_back(client, events, framed, topic)
+        if args.out is not None:
+            args.out.write_text("".join(data.hex() + "\n" for data in framed))
+        print(f"confluent_client.py: {len(framed)} events framed by confluent-kafka's AvroSerializer")
+        if args.bootstrap is not None:
+            delivered = produce(args.bootstrap, topic, events, framed, args.timeout)
+            print(f"confluent_client.py: {delivered} messages delivered to {topic}")
+    except (Surprise, SchemaRegistryError, KafkaException) as e:
         print(f"confluent_client.py: {e}", file=sys.stderr)
         return 1
-    args.out.write_text("".join(data.hex() + "\n" for data in framed))
-    print(f"confluent_client.py: {len(framed)} events framed by confluent-kafka's AvroSerializer")
     return 0
 
 

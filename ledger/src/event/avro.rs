@@ -57,7 +57,7 @@ pub const CONFLUENT_MAGIC: u8 = 0x00;
 pub enum AvroError {
     #[error("not Avro single-object encoding (expected C3 01 and an 8-byte fingerprint)")]
     NotSingleObject,
-    #[error("unknown writer schema fingerprint {0:016x}")]
+    #[error("unknown writer schema fingerprint {} (its 8 bytes as on the wire)", hex::encode(.0.to_le_bytes()))]
     UnknownFingerprint(u64),
     #[error("not the Confluent wire format: {0}")]
     NotConfluent(String),

@@ -74,8 +74,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Options, WriteBatch,
-    WriteOptions, DB,
+    BlockBasedOptions, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode,
+    Options, WriteBatch, WriteOptions, DB,
 };
 use uuid::Uuid;
 
@@ -207,6 +207,17 @@ impl EmbeddedLog {
         let families = layout::COLUMN_FAMILIES.iter().map(|name| {
             let mut cf = Options::default();
             cf.set_compression_type(DBCompressionType::Lz4);
+            if *name == layout::CF_EVENT_IDS {
+                // Every append asks for ids that are almost never there:
+                // bloom filters answer "absent" without reading a block, in
+                // the files and in the memtable.
+                let mut table = BlockBasedOptions::default();
+                table.set_bloom_filter(10.0, false);
+                table.set_whole_key_filtering(true);
+                cf.set_block_based_table_factory(&table);
+                cf.set_memtable_whole_key_filtering(true);
+                cf.set_memtable_prefix_bloom_ratio(0.1);
+            }
             ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = match mode {
