@@ -205,6 +205,11 @@ pub fn link_request(link: &str, request_id: &str) -> ViewKey {
         .done()
 }
 
+/// Every link request of a person (prefix of [`link_request`]).
+pub fn link_requests_of(link: &str) -> ViewKey {
+    Builder::new(view::LINK_REQUEST).str(link).done()
+}
+
 /// Candidate index: individual insured number → person.
 pub fn insured_index(index_key: &str, link: &str) -> ViewKey {
     Builder::new(view::INSURED_INDEX)

@@ -221,6 +221,74 @@ impl Views {
         }))
     }
 
+    /// The persons whose qualifications, as known now, carry `number`, each
+    /// with whether one of those is valid on `on`. For deciding link requests.
+    pub fn persons_carrying(
+        &self,
+        number: &IndividualInsuredNumber,
+        on: Day,
+    ) -> Result<Vec<(LinkNumber, bool)>, ProjectorError> {
+        let mut out = Vec::new();
+        for link in self.candidates(&keys::insured_index_prefix(&number.index_key()))? {
+            let rows = self.rows_of(&link)?;
+            let carrying: Vec<&VersionRow> = rows
+                .iter()
+                .map(|(_, _, r)| r)
+                .filter(|r| {
+                    r.known_at(None)
+                        && matches!(&r.snapshot, Snapshot::Qualification(q) if q.insured_number().as_ref() == Some(number))
+                })
+                .collect();
+            if let (false, Ok(link)) = (carrying.is_empty(), LinkNumber::parse(&link)) {
+                out.push((link, carrying.iter().any(|r| r.valid_on(on))));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The person's card-link requests and their outcomes, by request id.
+    pub fn link_requests(
+        &self,
+        link: &LinkNumber,
+    ) -> Result<Vec<LinkRequestStatus>, ProjectorError> {
+        self.scan(&keys::link_requests_of(link.as_str()))?
+            .iter()
+            .map(|(k, v)| txn::decode(&ViewKey::from_stored(k), v))
+            .collect()
+    }
+
+    /// The persons `serial` is linked to now (an open link, as known now).
+    pub fn holders_of(&self, serial: &CardSerial) -> Result<Vec<LinkNumber>, ProjectorError> {
+        let mut out = Vec::new();
+        for link in self.candidates(&keys::serial_index_prefix(serial.as_str()))? {
+            if self.open_links(&link)?.iter().any(|(s, _)| s == serial) {
+                out.extend(LinkNumber::parse(&link).ok());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The person's open card links, as known now: serial and link date.
+    pub fn open_card_links(
+        &self,
+        link: &LinkNumber,
+    ) -> Result<Vec<(CardSerial, Day)>, ProjectorError> {
+        self.open_links(link.as_str())
+    }
+
+    fn open_links(&self, link: &str) -> Result<Vec<(CardSerial, Day)>, ProjectorError> {
+        Ok(self
+            .rows_of(link)?
+            .into_iter()
+            .filter_map(|(_, _, r)| match r.snapshot {
+                Snapshot::CardLink(c) if r.known_at(None) && r.valid_to.is_none() => {
+                    Some((c.card_serial, r.valid_from))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Every version of a person's records with both time axes and the
     /// event that made (and closed) it, in record-time order.
     pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ProjectorError> {

@@ -132,7 +132,7 @@ schema_files!(
     CertificateEnded => ["1"],
     CardLinkRequested => ["1"],
     CardLinked => ["1"],
-    CardLinkRejected => ["1"],
+    CardLinkRejected => ["1", "2"],
     CardUnlinked => ["1"],
     SubsidyGranted => ["1"],
     SubsidyChanged => ["1"],
@@ -501,6 +501,8 @@ local_enum_symbols!(LinkRejectionReason {
     CertificateInvalid => "CERTIFICATE_INVALID",
     SerialLinkedElsewhere => "SERIAL_LINKED_ELSEWHERE",
     Other => "OTHER",
+    CertificateExpired => "CERTIFICATE_EXPIRED",
+    CertificateRevoked => "CERTIFICATE_REVOKED",
 });
 
 local_enum_symbols!(UnlinkReason {

@@ -358,11 +358,19 @@ impl CardLinked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LinkRejectionReason {
+    /// No qualification carries the individual insured number.
     NoSuchQualification,
+    /// The qualification with that number was lost by the request date.
     QualificationLost,
+    /// The certificate is untrusted, malformed or not yet valid.
     CertificateInvalid,
+    /// The serial is linked to another person.
     SerialLinkedElsewhere,
     Other,
+    /// The certificate's validity ended before the request (schema v2).
+    CertificateExpired,
+    /// The certificate is on the configured CRL (schema v2).
+    CertificateRevoked,
 }
 
 /// A link request refused, with the reason.

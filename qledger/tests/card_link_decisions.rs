@@ -1,0 +1,271 @@
+//! Link requests decided by the ledger (certificate already checked): link,
+//! the same request again, another person's request for the serial, a
+//! renewed card, an unknown number, a lost qualification, a refused
+//! certificate; every decision is in the log and a replay reproduces it.
+
+use ledger::domain::{CardSerial, Day, LinkNumber, RequestId};
+use ledger::event::{examples, Event, LinkRejectionReason, Payload, QualificationLost};
+use projectors::model::LinkOutcome;
+use projectors::{Lookup, LookupKey};
+use qledger::cardlink::{CertificateCheck, Decider, LinkDecision, LinkRequest};
+use qledger::service::{Ledger, Submitted, Wait};
+
+fn day(s: &str) -> Day {
+    s.parse().unwrap()
+}
+
+fn serial(s: &str) -> CardSerial {
+    s.parse().unwrap()
+}
+
+/// Person `link` insured at 01130012 with card number `number` from 2024-04-01.
+fn acquired(link: &str, number: &str, qualification: &str) -> Event {
+    let mut e = examples::all().remove(0);
+    e.envelope.event_id = uuid::Uuid::now_v7();
+    e.envelope.link = LinkNumber::parse(link).unwrap();
+    let Payload::QualificationAcquired(q) = &mut e.payload else {
+        unreachable!("example 0 is an acquisition")
+    };
+    q.card_number = number.parse().unwrap();
+    q.qualification_id = qualification.parse().unwrap();
+    e
+}
+
+fn request(id: &str, number: &str) -> LinkRequest {
+    LinkRequest {
+        request_id: RequestId::parse(id).unwrap(),
+        insurer_number: "01130012".parse().unwrap(),
+        card_symbol: Some("あいう".parse().unwrap()),
+        card_number: number.parse().unwrap(),
+        branch: Some("01".parse().unwrap()),
+        notice_requested: true,
+        source: "portal".parse().unwrap(),
+    }
+}
+
+fn submit(ledger: &Ledger, events: Vec<Event>) {
+    for s in ledger
+        .submit(events, Wait::Projected(std::time::Duration::from_secs(10)))
+        .unwrap()
+    {
+        assert!(matches!(s, Submitted::Accepted(_)), "{s:?}");
+    }
+}
+
+fn by_card(ledger: &Ledger, s: &str, on: &str) -> Lookup {
+    ledger
+        .eligibility(&LookupKey::Card(serial(s)), day(on), None)
+        .unwrap()
+}
+
+#[test]
+fn link_requests_are_decided_logged_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), 4).unwrap();
+    ledger.start_projector();
+    submit(
+        &ledger,
+        vec![
+            acquired("L-ONE", "1234", "Q-ONE"),
+            acquired("L-TWO", "2345", "Q-TWO"),
+            acquired("L-GONE", "3456", "Q-GONE"),
+        ],
+    );
+    let mut lost = examples::all().remove(2);
+    lost.envelope.event_id = uuid::Uuid::now_v7();
+    lost.envelope.link = LinkNumber::parse("L-GONE").unwrap();
+    lost.payload = Payload::QualificationLost(QualificationLost {
+        qualification_id: "Q-GONE".parse().unwrap(),
+        lost_on: day("2024-05-01"),
+        reason: ledger::domain::LossReason::EmploymentEnded,
+    });
+    submit(&ledger, vec![lost]);
+    let decider = Decider::default();
+    let valid = |s: &str| CertificateCheck::Valid(serial(s));
+
+    // Linked, then the same request changes nothing.
+    let first = decider
+        .decide(
+            &ledger,
+            &request("R-1", "1234"),
+            valid("AA01"),
+            day("2024-06-01"),
+        )
+        .unwrap();
+    assert!(
+        matches!(&first, LinkDecision::Linked { replaced, .. } if replaced.is_empty()),
+        "{first:?}"
+    );
+    assert!(matches!(
+        by_card(&ledger, "AA01", "2024-06-01"),
+        Lookup::Found(_)
+    ));
+    let again = decider
+        .decide(
+            &ledger,
+            &request("R-1b", "1234"),
+            valid("AA01"),
+            day("2024-06-02"),
+        )
+        .unwrap();
+    assert!(
+        matches!(again, LinkDecision::AlreadyLinked { linked_on, .. } if linked_on == day("2024-06-01"))
+    );
+
+    // Another person cannot take the serial.
+    let elsewhere = decider
+        .decide(
+            &ledger,
+            &request("R-2", "2345"),
+            valid("AA01"),
+            day("2024-06-02"),
+        )
+        .unwrap();
+    assert!(matches!(
+        elsewhere,
+        LinkDecision::Rejected {
+            reason: LinkRejectionReason::SerialLinkedElsewhere,
+            ..
+        }
+    ));
+
+    // A renewed card replaces the old one from the request date.
+    let renewed = decider
+        .decide(
+            &ledger,
+            &request("R-3", "1234"),
+            valid("BB02"),
+            day("2024-07-01"),
+        )
+        .unwrap();
+    assert!(
+        matches!(&renewed, LinkDecision::Linked { replaced, .. } if replaced == &[serial("AA01")]),
+        "{renewed:?}"
+    );
+    assert_eq!(
+        by_card(&ledger, "AA01", "2024-07-02"),
+        Lookup::NotLinked {
+            since: day("2024-07-01")
+        }
+    );
+    assert!(matches!(
+        by_card(&ledger, "AA01", "2024-06-30"),
+        Lookup::Found(_)
+    ));
+    assert!(matches!(
+        by_card(&ledger, "BB02", "2024-07-01"),
+        Lookup::Found(_)
+    ));
+
+    // Nobody carries the number; a lost qualification; a refused certificate.
+    let unknown = decider
+        .decide(
+            &ledger,
+            &request("R-4", "9999"),
+            valid("CC03"),
+            day("2024-07-01"),
+        )
+        .unwrap();
+    assert!(matches!(
+        unknown,
+        LinkDecision::Rejected {
+            reason: LinkRejectionReason::NoSuchQualification,
+            ..
+        }
+    ));
+    let gone = decider
+        .decide(
+            &ledger,
+            &request("R-5", "3456"),
+            valid("DD04"),
+            day("2024-07-01"),
+        )
+        .unwrap();
+    assert!(matches!(
+        gone,
+        LinkDecision::Rejected {
+            reason: LinkRejectionReason::QualificationLost,
+            ..
+        }
+    ));
+    let revoked = decider
+        .decide(
+            &ledger,
+            &request("R-6", "2345"),
+            CertificateCheck::Refused {
+                serial: serial("EE05"),
+                reason: LinkRejectionReason::CertificateRevoked,
+                detail: "CERTIFICATE_REVOKED".into(),
+            },
+            day("2024-07-01"),
+        )
+        .unwrap();
+    assert!(matches!(
+        revoked,
+        LinkDecision::Rejected {
+            reason: LinkRejectionReason::CertificateRevoked,
+            ..
+        }
+    ));
+    assert!(matches!(
+        by_card(&ledger, "EE05", "2024-07-01"),
+        Lookup::NotFound
+    ));
+
+    // Every decision is in the log: the requests and their outcomes are in
+    // the persons' histories, the unmatched one under its own id.
+    let requests = |link: &str| {
+        ledger
+            .views()
+            .link_requests(&LinkNumber::parse(link).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let outcome = match r.outcome {
+                    Some(LinkOutcome::Linked { .. }) => "linked".to_string(),
+                    Some(LinkOutcome::Rejected { reason, .. }) => format!("{reason:?}"),
+                    None => "undecided".to_string(),
+                };
+                (r.request_id.as_str().to_owned(), outcome)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        requests("L-ONE"),
+        pairs(&[("R-1", "linked"), ("R-3", "linked")]),
+        "R-1b changed nothing"
+    );
+    assert_eq!(
+        requests("L-TWO"),
+        pairs(&[
+            ("R-2", "SerialLinkedElsewhere"),
+            ("R-6", "CertificateRevoked")
+        ])
+    );
+    assert_eq!(requests("L-GONE"), pairs(&[("R-5", "QualificationLost")]));
+    assert_eq!(
+        requests("UNMATCHED-R-4"),
+        pairs(&[("R-4", "NoSuchQualification")])
+    );
+    assert_eq!(
+        ledger.dead_letters(None, 10).unwrap(),
+        vec![],
+        "every decision applied"
+    );
+
+    // A replay of the log reproduces the views, decisions included.
+    ledger.shutdown();
+    drop(ledger);
+    let live = {
+        let views = projectors::Views::open_read_only(&dir.path().join("views")).unwrap();
+        replay::digest(&views).unwrap().0
+    };
+    let log = ledger::log::embedded::EmbeddedLog::open_read_only(&dir.path().join("log")).unwrap();
+    let rebuilt = replay::rebuild(&log, &dir.path().join("rebuilt"), &replay::Until::End).unwrap();
+    assert_eq!(rebuilt.digest, live);
+}
