@@ -368,6 +368,22 @@ impl Ctx<'_, '_> {
                 if !state.facts.is_empty() {
                     return Ok(reject_at("subsidy_id", "this subsidy is already granted").into());
                 }
+                // Subsidy data is held only for linked card holders (source p10).
+                let Some(serial) = &g.card_serial else {
+                    return Ok(reject_at(
+                        "card_serial",
+                        "subsidy data is held only for linked My Number card holders: give the serial of the person's linked card (publish again once the person has linked one)",
+                    )
+                    .into());
+                };
+                let link = self.entity(EntityKind::CardLink, serial.as_str())?;
+                if !link.current.iter().any(|s| s.valid_to.is_none()) {
+                    return Ok(reject_at(
+                        "card_serial",
+                        "subsidy data is held only for linked My Number card holders: this serial is not linked to this person now (publish again once it is)",
+                    )
+                    .into());
+                }
                 self.change(EntityKind::Subsidy, g.subsidy_id.as_str(), state, p)
             }
             Payload::SubsidyChanged(c) => {

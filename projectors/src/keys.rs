@@ -8,15 +8,16 @@
 //!
 //! Version rows sort by person, entity kind, entity, valid_from, then
 //! recorded_from: one prefix scan reads a person's whole bitemporal history.
-//! Bump [`KEY_FORMAT_VERSION`] on any change to keys or values: views are then
-//! rebuilt from the log.
+//! Bump [`KEY_FORMAT_VERSION`] on any change to keys or values, or to what
+//! the projector makes of an event: views are then rebuilt from the log.
 
 use ledger::domain::{Day, RecordTime};
 use ledger::log::{Offset, Partition};
 use uuid::Uuid;
 
 /// Stored under [`meta_format`]; a mismatch at open means "rebuild".
-pub const KEY_FORMAT_VERSION: u32 = 1;
+/// 2: subsidies are held only for linked card holders.
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 /// One-byte view ids.
 pub mod view {

@@ -269,3 +269,102 @@ fn link_requests_are_decided_logged_and_replayed() {
     let rebuilt = replay::rebuild(&log, &dir.path().join("rebuilt"), &replay::Until::End).unwrap();
     assert_eq!(rebuilt.digest, live);
 }
+
+/// The example subsidy for `link`, tied to `serial` (or none), from `from`.
+fn subsidy(link: &str, id: &str, serial: Option<&str>, from: &str, until: &str) -> Event {
+    let mut e = examples::all()
+        .into_iter()
+        .find(|e| matches!(e.payload, Payload::SubsidyGranted(_)))
+        .unwrap();
+    e.envelope.event_id = uuid::Uuid::now_v7();
+    e.envelope.link = LinkNumber::parse(link).unwrap();
+    let Payload::SubsidyGranted(g) = &mut e.payload else {
+        unreachable!()
+    };
+    g.subsidy_id = id.parse().unwrap();
+    g.card_serial = serial.map(|s| s.parse().unwrap());
+    g.valid_from = day(from);
+    g.valid_until = Some(day(until));
+    e
+}
+
+#[test]
+fn subsidies_are_held_only_for_linked_card_holders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), 4).unwrap();
+    ledger.start_projector();
+    submit(
+        &ledger,
+        vec![
+            acquired("L-ONE", "1234", "Q-ONE"),
+            acquired("L-TWO", "2345", "Q-TWO"),
+        ],
+    );
+    let decider = Decider::default();
+    let linked = decider
+        .decide(
+            &ledger,
+            &request("R-1", "1234"),
+            CertificateCheck::Valid(serial("AA01")),
+            day("2024-06-01"),
+        )
+        .unwrap();
+    assert!(matches!(linked, LinkDecision::Linked { .. }));
+
+    let wait = Wait::Projected(std::time::Duration::from_secs(10));
+    let outcomes = ledger
+        .submit(
+            vec![
+                // Linked holder: held, across a year and a month boundary.
+                subsidy("L-ONE", "S-1", Some("AA01"), "2024-12-01", "2025-01-31"),
+                // No serial, and a serial the person has not linked: refused.
+                subsidy("L-TWO", "S-2", None, "2024-06-01", "2025-03-31"),
+                subsidy("L-TWO", "S-3", Some("AA01"), "2024-06-01", "2025-03-31"),
+            ],
+            wait,
+        )
+        .unwrap();
+    let notes: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|o| match o {
+            Submitted::Accepted(r) => r
+                .dead_letter
+                .as_ref()
+                .map(|d| format!("{}: {}", d.field.clone().unwrap_or_default(), d.reason)),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(notes[0], None);
+    for note in &notes[1..] {
+        let note = note.as_deref().expect("refused");
+        assert!(
+            note.starts_with("card_serial: subsidy data is held only for linked"),
+            "{note}"
+        );
+    }
+
+    // Returned on the dates it covers, by card serial and by insured number.
+    let subsidies =
+        |key: LookupKey, on: &str| match ledger.eligibility(&key, day(on), None).unwrap() {
+            Lookup::Found(e) => e
+                .subsidies
+                .iter()
+                .map(|s| s.subsidy_id.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+    let by_number = || LookupKey::Insured(request("R-x", "1234").insured_number().unwrap());
+    let by_serial = || LookupKey::Card(serial("AA01"));
+    for (on, expected) in [
+        ("2024-11-30", vec![]),
+        ("2024-12-01", vec!["S-1".to_string()]),
+        ("2024-12-31", vec!["S-1".to_string()]),
+        ("2025-01-01", vec!["S-1".to_string()]),
+        // valid_until is the last day covered.
+        ("2025-01-31", vec!["S-1".to_string()]),
+        ("2025-02-01", vec![]),
+    ] {
+        assert_eq!(subsidies(by_number(), on), expected, "by number on {on}");
+        assert_eq!(subsidies(by_serial(), on), expected, "by serial on {on}");
+    }
+}
