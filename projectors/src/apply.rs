@@ -27,6 +27,36 @@ pub enum Outcome {
     DeadLettered,
 }
 
+/// What the projector keeps of an applied event id: where it was applied
+/// from and a digest of its content, to tell a re-sent event from a
+/// different one reusing the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct AppliedMark {
+    offset: ledger::log::Offset,
+    digest: [u8; 16],
+}
+
+/// SHA-256 (first 16 bytes) of the event's datum under the current schema:
+/// the record's own datum when it was written with the current schema (Avro
+/// binary encoding is deterministic), re-encoded otherwise, so the same event
+/// written under an older schema version digests the same.
+fn content_digest(value: &[u8], event: &Event) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let current = avro::Contract::get()
+        .current(event.event_type())
+        .fingerprint;
+    let hash = match avro::split_single_object(value) {
+        Ok((fp, datum)) if fp == current => Sha256::digest(datum),
+        _ => match avro::encode_datum(event) {
+            Ok(datum) => Sha256::digest(&datum),
+            Err(_) => Sha256::digest(value),
+        },
+    };
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
+}
+
 /// Why an event cannot be applied.
 #[derive(Debug)]
 struct Reject {
@@ -109,8 +139,24 @@ pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, Proj
         ));
     }
     let applied_key = keys::applied(rec.partition, rec.event_id);
-    if txn.exists(&applied_key)? {
-        return Ok(Outcome::Duplicate);
+    let digest = content_digest(&rec.value, &event);
+    if let Some(first) = txn.get::<AppliedMark>(&applied_key)? {
+        if first.digest == digest {
+            return Ok(Outcome::Duplicate);
+        }
+        // A log that cannot refuse a reused id at intake (Kafka) lets it
+        // through; applying it once more, or silently not, would both be wrong.
+        return Ok(dead(
+            txn,
+            event_type,
+            reject_at(
+                "envelope.event_id",
+                format!(
+                    "is already used by a different event (applied from offset {}); a re-sent event must be identical",
+                    first.offset
+                ),
+            ),
+        ));
     }
     let by = EventRef {
         event_id: event.envelope.event_id,
@@ -126,7 +172,11 @@ pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, Proj
     };
     match ctx.event(&event)? {
         Step::Done => {
-            ctx.txn.put(applied_key, &rec.offset);
+            let mark = AppliedMark {
+                offset: rec.offset,
+                digest,
+            };
+            ctx.txn.put(applied_key, &mark);
             Ok(Outcome::Applied)
         }
         Step::Rejected(r) => Ok(dead(ctx.txn, event_type, r)),

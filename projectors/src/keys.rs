@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 /// Stored under [`meta_format`]; a mismatch at open means "rebuild".
 /// 2: subsidies are held only for linked card holders.
-pub const KEY_FORMAT_VERSION: u32 = 2;
+/// 3: applied marks carry a content digest.
+pub const KEY_FORMAT_VERSION: u32 = 3;
 
 /// One-byte view ids.
 pub mod view {

@@ -246,15 +246,75 @@ impl Decider {
     }
 
     fn event(&self, request: &LinkRequest, link: &LinkNumber, payload: Payload) -> Event {
-        Event {
-            envelope: Envelope {
-                event_id: Uuid::now_v7(),
-                source: request.source.clone(),
-                link: link.clone(),
-                produced_at: Utc::now(),
-            },
-            payload,
+        new_event(&request.source, link, payload)
+    }
+
+    /// Ends the link of `serial` on `on` (a lost card, a revoked certificate,
+    /// the holder's wish): a `CardUnlinked` in the holder's partition. `None`
+    /// when the serial is linked to nobody now.
+    pub fn unlink(
+        &self,
+        ledger: &Ledger,
+        serial: &CardSerial,
+        on: Day,
+        reason: UnlinkReason,
+        source: &PublisherId,
+    ) -> Result<Option<Unlinked>, DecideError> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let views = ledger.views();
+        let mut events = Vec::new();
+        for holder in views.holders_of(serial)? {
+            let linked_on = views
+                .open_card_links(&holder)?
+                .into_iter()
+                .find(|(s, _)| s == serial)
+                .map(|(_, since)| since);
+            if let Some(since) = linked_on.filter(|since| on <= *since) {
+                return Err(DecideError::Invalid(FieldError::new(
+                    "on",
+                    format!("must be after the day the card was linked ({since})"),
+                )));
+            }
+            events.push(new_event(
+                source,
+                &holder,
+                Payload::CardUnlinked(CardUnlinked {
+                    card_serial: serial.clone(),
+                    unlinked_on: on,
+                    reason,
+                }),
+            ));
         }
+        if events.is_empty() {
+            return Ok(None);
+        }
+        log(ledger, events)?;
+        Ok(Some(Unlinked {
+            card_serial: serial.clone(),
+            unlinked_on: on,
+            reason,
+        }))
+    }
+}
+
+/// A link ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unlinked {
+    pub card_serial: CardSerial,
+    /// First day the serial is not linked.
+    pub unlinked_on: Day,
+    pub reason: UnlinkReason,
+}
+
+fn new_event(source: &PublisherId, link: &LinkNumber, payload: Payload) -> Event {
+    Event {
+        envelope: Envelope {
+            event_id: Uuid::now_v7(),
+            source: source.clone(),
+            link: link.clone(),
+            produced_at: Utc::now(),
+        },
+        payload,
     }
 }
 

@@ -12,15 +12,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ledger::domain::{Day, LinkNumber, RecordTime};
+use ledger::domain::{CardSerial, Day, LinkNumber, PublisherId, RecordTime};
 use ledger::error::FieldError;
-use ledger::event::{avro, json, Event};
+use ledger::event::{avro, json, Event, LinkRejectionReason, UnlinkReason};
 use ledger::log::embedded::EmbeddedLog;
 use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordTimePolicy};
 use projectors::model::DeadLetter;
 use projectors::{Assignment, History, Lookup, LookupKey, Projector, ProjectorError, Views};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::cardcert::{self, CardAuthority, CertificateRefusal};
+use crate::cardlink::{
+    CertificateCheck, DecideError, Decider, LinkDecision, LinkRequest, Unlinked,
+};
 
 /// Default number of log partitions for a new data directory.
 pub const DEFAULT_PARTITIONS: u32 = 8;
@@ -119,6 +124,24 @@ pub struct Ledger {
     /// Projector threads and [attached](Ledger::attach) ones, joined at shutdown.
     threads: Vec<JoinHandle<()>>,
     projecting: bool,
+    /// Verifies card certificates for link requests, when configured.
+    cards: Option<Arc<CardAuthority>>,
+    decider: Decider,
+}
+
+/// Why a link request got no decision.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkRequestError {
+    /// No trust anchors are configured (`[cards]` in the settings file).
+    #[error(
+        "card certificate verification is not configured (the [cards] table of the settings file)"
+    )]
+    NotConfigured,
+    /// The request or its certificate is unusable (which field, why).
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error(transparent)]
+    Decide(#[from] DecideError),
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
@@ -180,6 +203,8 @@ impl Ledger {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
             projecting: false,
+            cards: None,
+            decider: Decider::default(),
         })
     }
 
@@ -221,6 +246,57 @@ impl Ledger {
     /// [`stop_flag`](Ledger::stop_flag) is set.
     pub fn attach(&mut self, thread: JoinHandle<()>) {
         self.threads.push(thread);
+    }
+
+    /// Verifies link requests' certificates with `cards` from now on.
+    pub fn set_card_authority(&mut self, cards: Arc<CardAuthority>) {
+        self.cards = Some(cards);
+    }
+
+    /// Decides a card holder's link request (see [`crate::cardlink`]): the
+    /// certificate is verified now, against the configured anchors and CRLs,
+    /// and the decision, on today's date in Japan, is logged.
+    pub fn request_card_link(
+        &self,
+        request: &LinkRequest,
+        certificate: &[u8],
+    ) -> Result<LinkDecision, LinkRequestError> {
+        let cards = self.cards.as_ref().ok_or(LinkRequestError::NotConfigured)?;
+        let check = match cards.verify(certificate, RecordTime::now()) {
+            Ok(serial) => CertificateCheck::Valid(serial),
+            Err(refusal) => {
+                // The serial of a refused certificate is still logged with
+                // the refusal; one that cannot even be read is bad input.
+                let serial = cardcert::unverified_serial(certificate).map_err(|e| {
+                    LinkRequestError::Invalid(FieldError::new("certificate", e.to_string()))
+                })?;
+                let reason = match refusal {
+                    CertificateRefusal::Expired { .. } => LinkRejectionReason::CertificateExpired,
+                    CertificateRefusal::Revoked { .. } => LinkRejectionReason::CertificateRevoked,
+                    _ => LinkRejectionReason::CertificateInvalid,
+                };
+                CertificateCheck::Refused {
+                    serial,
+                    reason,
+                    detail: format!("{}: {refusal}", refusal.reason_code()),
+                }
+            }
+        };
+        Ok(self
+            .decider
+            .decide(self, request, check, Day::today_in_japan())?)
+    }
+
+    /// Ends the link of `serial` on `on` (see [`Decider::unlink`]); `None`
+    /// when it is linked to nobody now.
+    pub fn unlink_card(
+        &self,
+        serial: &CardSerial,
+        on: Day,
+        reason: UnlinkReason,
+        source: &PublisherId,
+    ) -> Result<Option<Unlinked>, DecideError> {
+        self.decider.unlink(self, serial, on, reason, source)
     }
 
     /// Set when the ledger shuts down; background tasks tied to it stop.

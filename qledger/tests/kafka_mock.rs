@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::domain::RecordTime;
-use ledger::event::{avro, Event};
+use ledger::event::{avro, Event, Payload};
 use ledger::log::embedded::EmbeddedLog;
 use ledger::log::{AppendRequest, EventLog, RecordTimePolicy};
 use ledger::sample::{self, SampleConfig};
@@ -532,4 +532,44 @@ fn confluent_ids_of_an_external_registry_are_resolved_against_the_contract() {
         later.relayed == 1
     });
     assert_eq!(read_all(dead.as_ref()).len(), 2, "no new dead letter");
+}
+
+#[test]
+fn a_different_event_reusing_an_id_is_dead_lettered_over_kafka() {
+    let mock = MockCluster::new(1).unwrap();
+    let settings = settings(&mock, "reuse");
+    let topics = Topics::connect(&settings).unwrap();
+    let dir = TempDir::new().unwrap();
+    let mut ledger = Ledger::with_log(dir.path(), Arc::new(topics.events)).unwrap();
+    ledger.start_projector();
+    let first = population(1).remove(0);
+    let mut other = first.clone();
+    let Payload::QualificationAcquired(q) = &mut other.payload else {
+        panic!("the first sample event is an acquisition")
+    };
+    q.card_number = "99999".parse().unwrap();
+    let wait = Wait::Projected(Duration::from_secs(10));
+    let receipts: Vec<Submitted> = [first.clone(), first, other]
+        .into_iter()
+        .map(|e| ledger.submit(vec![e], wait).unwrap().remove(0))
+        .collect();
+    let notes: Vec<Option<String>> = receipts
+        .iter()
+        .map(|s| match s {
+            Submitted::Accepted(r) => r.dead_letter.as_ref().map(|d| d.reason.clone()),
+            other => panic!("Kafka accepts every append: {other:?}"),
+        })
+        .collect();
+    assert_eq!(notes[0], None, "applied");
+    assert_eq!(
+        notes[1], None,
+        "an identical re-send is a duplicate, applied once"
+    );
+    let reused = notes[2]
+        .as_deref()
+        .expect("a different event reusing the id");
+    assert!(
+        reused.contains("already used by a different event"),
+        "{reused}"
+    );
 }

@@ -345,7 +345,10 @@ impl KafkaLog {
             let previous = last
                 .entry(partition)
                 .or_insert_with(|| lock(&self.times[partition as usize]).latest());
-            let stamp = policy.stamp(now, request.timestamp, *previous);
+            // Never before the epoch: readers take only unsigned stamps.
+            let stamp = policy
+                .stamp(now, request.timestamp, *previous)
+                .max(RecordTime::from_micros(0));
             *previous = Some(stamp);
             stamps.push(stamp);
             let stamp_text = stamp.micros().to_string();

@@ -29,6 +29,7 @@ use ledger::domain::{
 };
 use serde::Serialize;
 
+use crate::cardcert::{CardAuthority, CardAuthorityConfig};
 use crate::http;
 use crate::service::{Ledger, DEFAULT_PARTITIONS};
 
@@ -333,6 +334,29 @@ fn open_ledger(data: &Path, partitions: u32) -> Result<Ledger> {
     })
 }
 
+/// The card-certificate verifier of the settings file's `[cards]` table
+/// (trust anchors, intermediates, CRLs), if it has one.
+fn card_authority(config: Option<&Path>) -> Result<Option<std::sync::Arc<CardAuthority>>> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        cards: Option<CardAuthorityConfig>,
+    }
+    let Some(path) = config else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    let file: File =
+        toml::from_str(&text).with_context(|| format!("settings file {}", path.display()))?;
+    let Some(cards) = file.cards else {
+        return Ok(None);
+    };
+    let authority = CardAuthority::load(&cards)
+        .with_context(|| format!("the [cards] table of {}", path.display()))?;
+    Ok(Some(std::sync::Arc::new(authority)))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -364,12 +388,19 @@ fn serve_ledger(
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let cards = card_authority(args.kafka.config.as_deref())?;
     if let Some(settings) = kafka::settings(&args.kafka)? {
-        let ledger = kafka::open_ledger(&args.data, &settings)?;
+        let mut ledger = kafka::open_ledger(&args.data, &settings)?;
+        if let Some(cards) = cards {
+            ledger.set_card_authority(cards);
+        }
         serve_ledger(ledger, &args.listen, |_, _| {})?;
         return Ok(ExitCode::SUCCESS);
     }
-    let ledger = open_ledger(&args.data, args.partitions)?;
+    let mut ledger = open_ledger(&args.data, args.partitions)?;
+    if let Some(cards) = cards {
+        ledger.set_card_authority(cards);
+    }
     serve_ledger(ledger, &args.listen, |_, _| {})?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug)]
 pub(crate) struct Remote {
     base: String,
+    /// For the whole exchange: headers and body.
+    timeout: Duration,
     client: Client<HttpConnector, Full<Bytes>>,
     runtime: tokio::runtime::Runtime,
 }
@@ -55,9 +57,16 @@ impl Remote {
         let client = Client::builder(TokioExecutor::new()).build_http();
         Ok(Remote {
             base,
+            timeout: REQUEST_TIMEOUT,
             client,
             runtime,
         })
+    }
+
+    /// Gives up on a request (headers and body) after `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Remote {
+        self.timeout = timeout;
+        self
     }
 
     pub fn get(&self, path_and_query: &str) -> Result<Answer> {
@@ -84,19 +93,21 @@ impl Remote {
         // The query string may hold insured numbers: errors name the route only.
         let route = path_and_query.split('?').next().unwrap_or_default();
         let what = || format!("{method} {}{route}", self.base);
-        self.runtime.block_on(async {
-            let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
-                .await
-                .map_err(|_| anyhow!("timed out after {REQUEST_TIMEOUT:?}"))
-                .and_then(|r| r.map_err(anyhow::Error::from))
-                .with_context(what)?;
+        let timeout = self.timeout;
+        let exchange = async {
+            let response = self.client.request(request).await?;
             let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
+            let bytes = response.into_body().collect().await?.to_bytes();
+            Ok::<_, anyhow::Error>((status, bytes))
+        };
+        self.runtime.block_on(async {
+            // One deadline for headers and body: a peer stalling mid-body
+            // must not hold the caller for ever.
+            let (status, bytes) = tokio::time::timeout(timeout, exchange)
                 .await
-                .with_context(what)?
-                .to_bytes();
+                .map_err(|_| anyhow!("timed out after {timeout:?}"))
+                .and_then(|r| r)
+                .with_context(what)?;
             let body = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
             Ok(Answer { status, body })

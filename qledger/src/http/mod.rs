@@ -13,6 +13,7 @@
 //! Errors are `application/problem+json` ([`problem`]). Requests are traced by
 //! route template and status only: query strings carry insured numbers.
 
+mod cards;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -39,6 +40,7 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// what intake appends.
 pub fn router(ledger: Arc<Ledger>) -> Router {
     routes::routes()
+        .merge(cards::routes())
         .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -37,6 +37,12 @@ pub enum ApiError {
     /// A query or path parameter broke its rule; `field` is the parameter.
     #[error("{0}")]
     InvalidParameter(FieldError),
+    /// A request body (not an event) broke a rule; `field` is the field.
+    #[error("{0}")]
+    InvalidRequest(FieldError),
+    /// The route needs configuration this server does not have.
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
     /// The ledger did not know the key (at the instant asked about).
     #[error("{what} not found")]
     NotFound { what: &'static str },
@@ -129,6 +135,30 @@ impl ApiError {
                         field: Some(e.field.clone()),
                         ..p
                     },
+                )
+            }
+            ApiError::InvalidRequest(e) => {
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                let p = problem(
+                    status,
+                    "/problems/invalid-request",
+                    "Invalid request",
+                    e.to_string(),
+                );
+                (
+                    status,
+                    Problem {
+                        field: Some(e.field.clone()),
+                        ..p
+                    },
+                )
+            }
+            ApiError::NotConfigured(what) => {
+                let status = StatusCode::NOT_IMPLEMENTED;
+                let detail = format!("this server is not configured for it: {what}");
+                (
+                    status,
+                    problem(status, "/problems/not-configured", "Not configured", detail),
                 )
             }
             ApiError::NotFound { what } => {

@@ -1,8 +1,9 @@
 //! An external Confluent schema registry, for producers whose serializers
 //! registered qledger's schemas there under that registry's own ids.
 //!
-//! A Confluent-framed record whose id is not one of the contract's
-//! ([`ledger::event::registry`]) is resolved here: the schema text is
+//! With an external registry configured, every Confluent-framed record's
+//! id is that registry's (its ids may collide with the contract's own,
+//! [`ledger::event::registry`]) and is resolved here: the schema text is
 //! fetched once (`GET /schemas/ids/{id}`), recognised as a version of the
 //! contract by its Parsing Canonical Form, and the datum decoded with it
 //! exactly as a contract id would be. A schema that is not a contract
@@ -21,6 +22,9 @@ use ledger::event::avro::{self, AvroError, SchemaVersion};
 use ledger::event::{registry, Event};
 
 use crate::cli::remote::Remote;
+
+/// How long one schema lookup may take (the relay retries after it).
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What an id of the external registry turned out to be.
 #[derive(Debug, Clone)]
@@ -56,7 +60,9 @@ impl ExternalRegistry {
         if !url.starts_with("http://") {
             return Err(refuse("only http:// registry URLs are supported".into()));
         }
-        let remote = Remote::new(url).map_err(|e| refuse(format!("{e:#}")))?;
+        let remote = Remote::new(url)
+            .map_err(|e| refuse(format!("{e:#}")))?
+            .with_timeout(LOOKUP_TIMEOUT);
         Ok(ExternalRegistry {
             url: url.trim_end_matches('/').to_owned(),
             remote,

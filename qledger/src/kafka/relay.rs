@@ -47,6 +47,12 @@ pub const FIELD_HEADER: &str = "qledger.dead_letter.field";
 pub const EVENT_TYPE_HEADER: &str = "qledger.dead_letter.event_type";
 /// Where the record was: `topic/partition/offset`.
 pub const SOURCE_HEADER: &str = "qledger.dead_letter.source";
+/// Set when the dead letter keeps only the first [`MAX_DEAD_LETTER_VALUE`]
+/// bytes of the record: its full length.
+pub const TRUNCATED_HEADER: &str = "qledger.dead_letter.truncated_from";
+/// The most of an inbound record's value a dead letter keeps (well under
+/// the brokers' default 1 MB message limit, headers and key included).
+pub const MAX_DEAD_LETTER_VALUE: usize = 512 * 1024;
 
 /// Errors that stop one relay step (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -212,11 +218,21 @@ impl Relay {
             headers.push((EVENT_TYPE_HEADER.into(), event_type.into_bytes()));
         }
         headers.push((SOURCE_HEADER.into(), source.into_bytes()));
+        let mut value = m.payload().unwrap_or_default();
+        if value.len() > MAX_DEAD_LETTER_VALUE {
+            // The record plus our headers could exceed what the broker takes,
+            // and a dead letter that cannot be written would stall the relay.
+            headers.push((
+                TRUNCATED_HEADER.into(),
+                value.len().to_string().into_bytes(),
+            ));
+            value = &value[..MAX_DEAD_LETTER_VALUE];
+        }
         AppendRequest {
             key: m.key().unwrap_or_default().to_vec(),
             event_id: Uuid::from_bytes(id),
             headers,
-            value: m.payload().unwrap_or_default().to_vec(),
+            value: value.to_vec(),
             timestamp: None,
         }
     }
@@ -299,9 +315,10 @@ impl Relay {
     /// `Err` when the external registry cannot be asked (retried).
     fn check(&self, m: &OwnedMessage) -> Result<Result<AppendRequest, Refusal>, RelayError> {
         let payload = m.payload().unwrap_or_default();
-        let decoded = match (avro::decode_any(payload), &self.external) {
-            (Err(AvroError::UnknownSchemaId(_)), Some(external)) => external.decode(payload)?,
-            (decoded, _) => decoded,
+        // With an external registry, Confluent ids are that registry's.
+        let decoded = match (&self.external, payload.first()) {
+            (Some(external), Some(&avro::CONFLUENT_MAGIC)) => external.decode(payload)?,
+            _ => avro::decode_any(payload),
         };
         Ok(check(m, decoded))
     }

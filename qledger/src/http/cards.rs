@@ -1,0 +1,174 @@
+//! Card-link routes: a holder's link request, decided by the ledger.
+//!
+//! `POST /v1/card-links` takes the request as the portal forwards it — the
+//! card's user-authentication certificate (PEM text, or base64 of DER) and
+//! the individual insured number the holder gave — and answers the decision
+//! ([`LinkDecision`]): `linked` (201), `already_linked` or `rejected` with
+//! the reason (200). The certificate is verified and dropped; only its
+//! serial is kept. No decision logic lives here.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::Engine;
+use ledger::domain::{
+    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, PublisherId, RequestId,
+};
+use ledger::error::FieldError;
+use ledger::event::UnlinkReason;
+use serde::Deserialize;
+
+use super::problem::{ApiError, Json, Path};
+use crate::cardlink::{DecideError, LinkDecision, LinkRequest};
+use crate::service::{Ledger, LinkRequestError};
+
+pub(super) fn routes() -> Router<Arc<Ledger>> {
+    Router::new()
+        .route("/v1/card-links", post(request_link))
+        .route("/v1/card-links/{serial}/unlink", post(unlink))
+}
+
+/// The body of `POST /v1/card-links/{serial}/unlink`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlinkBody {
+    /// `CARD_LOST`, `CERTIFICATE_REVOKED`, `HOLDER_REQUEST`, …
+    reason: String,
+    /// First day not linked [default: today in Japan].
+    #[serde(default)]
+    on: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn unlink(
+    State(ledger): State<Arc<Ledger>>,
+    Path(serial): Path<String>,
+    Json(body): Json<UnlinkBody>,
+) -> Result<Response, ApiError> {
+    let serial = serial
+        .parse::<CardSerial>()
+        .map_err(|e| ApiError::parameter("serial", e.to_string()))?;
+    let reason = field(
+        "reason",
+        UnlinkReason::from_symbol(body.reason.trim())
+            .ok_or_else(|| format!("unknown reason {:?}", body.reason)),
+    )?;
+    let on = match body.on {
+        Some(on) => field("on", on.parse::<Day>())?,
+        None => Day::today_in_japan(),
+    };
+    let source = field(
+        "source",
+        body.source
+            .as_deref()
+            .unwrap_or("portal")
+            .parse::<PublisherId>(),
+    )?;
+    let ledger = Arc::clone(&ledger);
+    let done =
+        tokio::task::spawn_blocking(move || ledger.unlink_card(&serial, on, reason, &source))
+            .await?;
+    match done {
+        Ok(Some(unlinked)) => Ok(Json(unlinked).into_response()),
+        Ok(None) => Err(ApiError::NotFound {
+            what: "linked card serial",
+        }),
+        Err(e) => Err(decide_error(e)),
+    }
+}
+
+fn decide_error(e: DecideError) -> ApiError {
+    match e {
+        DecideError::Invalid(e) => ApiError::InvalidRequest(e),
+        DecideError::Service(e) => ApiError::Service(e),
+        e => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// The body of `POST /v1/card-links`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequestBody {
+    request_id: String,
+    /// PEM (`-----BEGIN CERTIFICATE-----`…) or base64 of the DER bytes.
+    certificate: String,
+    insurer: String,
+    #[serde(default)]
+    symbol: Option<String>,
+    number: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    notice_requested: bool,
+    /// The forwarding system's publisher id [default: `portal`].
+    #[serde(default)]
+    source: Option<String>,
+}
+
+fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T, ApiError> {
+    parsed.map_err(|e| ApiError::InvalidRequest(FieldError::new(name, e.to_string())))
+}
+
+impl LinkRequestBody {
+    fn parse(self) -> Result<(LinkRequest, Vec<u8>), ApiError> {
+        let optional = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        let request = LinkRequest {
+            request_id: field("request_id", RequestId::parse(&self.request_id))?,
+            insurer_number: field("insurer", self.insurer.parse::<InsurerNumber>())?,
+            card_symbol: optional(self.symbol)
+                .map(|s| field("symbol", s.parse::<CardSymbol>()))
+                .transpose()?,
+            card_number: field("number", self.number.parse::<CardNumber>())?,
+            branch: optional(self.branch)
+                .map(|s| field("branch", s.parse::<Branch>()))
+                .transpose()?,
+            notice_requested: self.notice_requested,
+            source: field(
+                "source",
+                self.source
+                    .as_deref()
+                    .unwrap_or("portal")
+                    .parse::<PublisherId>(),
+            )?,
+        };
+        field("symbol", request.insured_number().map_err(|e| e.rule))?;
+        let text = self.certificate.trim();
+        let certificate = if text.starts_with("-----BEGIN") {
+            text.as_bytes().to_vec()
+        } else {
+            let compact: String = text.split_whitespace().collect();
+            field(
+                "certificate",
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|e| format!("neither PEM nor base64 of DER: {e}")),
+            )?
+        };
+        Ok((request, certificate))
+    }
+}
+
+async fn request_link(
+    State(ledger): State<Arc<Ledger>>,
+    Json(body): Json<LinkRequestBody>,
+) -> Result<Response, ApiError> {
+    let (request, certificate) = body.parse()?;
+    let ledger = Arc::clone(&ledger);
+    let decided =
+        tokio::task::spawn_blocking(move || ledger.request_card_link(&request, &certificate))
+            .await?;
+    match decided {
+        Ok(d @ LinkDecision::Linked { .. }) => Ok((StatusCode::CREATED, Json(d)).into_response()),
+        Ok(d) => Ok(Json(d).into_response()),
+        Err(LinkRequestError::NotConfigured) => Err(ApiError::NotConfigured(
+            "card certificate verification (the [cards] table of the settings file)",
+        )),
+        Err(LinkRequestError::Invalid(e)) => Err(ApiError::InvalidRequest(e)),
+        Err(LinkRequestError::Decide(e)) => Err(decide_error(e)),
+    }
+}
