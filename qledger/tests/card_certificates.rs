@@ -15,14 +15,13 @@ use qledger::cardcert::{
     unverified_serial, CardAuthority, CardAuthorityConfig, CardCertError, CertificateRefusal,
 };
 use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, CertificateRevocationListParams,
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use tempfile::TempDir;
 
-/// The holder's name in every card certificate: it must never come back.
-const HOLDER: &str = "券面 太郎 CARDHOLDER-NAME";
+mod support;
+use support::pki::*;
 
 /// The instant of most verifications.
 fn at() -> RecordTime {
@@ -31,142 +30,6 @@ fn at() -> RecordTime {
 
 fn instant(s: &str) -> RecordTime {
     s.parse().unwrap()
-}
-
-type Date = (i32, u8, u8);
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    der: Vec<u8>,
-    pem: String,
-}
-
-fn dn(name: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CountryName, "JP");
-    dn.push(DnType::OrganizationName, "qledger test PKI");
-    dn.push(DnType::CommonName, name);
-    dn
-}
-
-fn ca_with(name: &str, parent: Option<&Ca>, from: Date, to: Date, key: KeyPair) -> Ca {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = dn(name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = date_time_ymd(from.0, from.1, from.2);
-    params.not_after = date_time_ymd(to.0, to.1, to.2);
-    params.use_authority_key_identifier_extension = parent.is_some();
-    let cert = match parent {
-        Some(parent) => params.signed_by(&key, &parent.issuer).unwrap(),
-        None => params.self_signed(&key).unwrap(),
-    };
-    Ca {
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    }
-}
-
-fn ca(name: &str, parent: Option<&Ca>) -> Ca {
-    ca_with(
-        name,
-        parent,
-        (2020, 1, 1),
-        (2040, 1, 1),
-        KeyPair::generate().unwrap(),
-    )
-}
-
-struct Card {
-    der: Vec<u8>,
-    pem: String,
-}
-
-struct CardSpec {
-    serial: Vec<u8>,
-    from: Date,
-    to: Date,
-    eku: Vec<ExtendedKeyUsagePurpose>,
-    is_ca: bool,
-}
-
-fn spec(serial: &[u8]) -> CardSpec {
-    CardSpec {
-        serial: serial.to_vec(),
-        from: (2024, 1, 1),
-        to: (2029, 1, 1),
-        eku: vec![ExtendedKeyUsagePurpose::ClientAuth],
-        is_ca: false,
-    }
-}
-
-fn issue_with(issuer: &Ca, spec: CardSpec, key: &KeyPair) -> Card {
-    let mut params = CertificateParams::default();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CountryName, "JP");
-    params.distinguished_name.push(DnType::CommonName, HOLDER);
-    params.serial_number = Some(SerialNumber::from_slice(&spec.serial));
-    params.not_before = date_time_ymd(spec.from.0, spec.from.1, spec.from.2);
-    params.not_after = date_time_ymd(spec.to.0, spec.to.1, spec.to.2);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = spec.eku;
-    params.is_ca = if spec.is_ca {
-        IsCa::Ca(BasicConstraints::Unconstrained)
-    } else {
-        IsCa::ExplicitNoCa
-    };
-    params.use_authority_key_identifier_extension = true;
-    let cert = params.signed_by(key, &issuer.issuer).unwrap();
-    Card {
-        der: cert.der().to_vec(),
-        pem: cert.pem(),
-    }
-}
-
-fn issue(issuer: &Ca, spec: CardSpec) -> Card {
-    issue_with(issuer, spec, &KeyPair::generate().unwrap())
-}
-
-fn card(issuer: &Ca, serial: &[u8]) -> Card {
-    issue(issuer, spec(serial))
-}
-
-struct Crl {
-    der: Vec<u8>,
-    pem: String,
-}
-
-fn crl_with(issuer: &Ca, revoked: &[&[u8]], number: u64, from: Date, to: Date) -> Crl {
-    let params = CertificateRevocationListParams {
-        this_update: date_time_ymd(from.0, from.1, from.2),
-        next_update: date_time_ymd(to.0, to.1, to.2),
-        crl_number: SerialNumber::from(number),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|serial| RevokedCertParams {
-                serial_number: SerialNumber::from_slice(serial),
-                revocation_time: date_time_ymd(2025, 3, 1),
-                reason_code: Some(RevocationReason::KeyCompromise),
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    };
-    let crl = params.signed_by(&issuer.issuer).unwrap();
-    Crl {
-        der: crl.der().to_vec(),
-        pem: crl.pem().unwrap(),
-    }
-}
-
-fn crl(issuer: &Ca, revoked: &[&[u8]], number: u64) -> Crl {
-    crl_with(issuer, revoked, number, (2025, 1, 1), (2026, 1, 1))
 }
 
 /// Writes `contents` at `path` the way an operator's job should: a complete

@@ -1,0 +1,299 @@
+//! Card-link requests over HTTP against a real `qledger serve` process on a
+//! socket, with certificates of a PKI made here (see `support::pki`): a link,
+//! the refusals (revoked and expired certificates, an unknown number, a serial
+//! linked elsewhere, bad input), an unlink, and a server without `[cards]`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine;
+use ledger::event::{examples, json, Payload};
+use serde_json::{json, Value};
+
+mod support;
+use support::pki::*;
+
+/// A `qledger serve` child, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, config: Option<&Path>) -> Server {
+    use std::io::BufRead;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_qledger"));
+    command
+        .args(["serve", "--data", data.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env_remove("QLEDGER_CONFIG")
+        .stderr(Stdio::piped());
+    if let Some(config) = config {
+        command.args(["--config", config.to_str().unwrap()]);
+    }
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("http://"))
+                .map(str::to_owned)
+        })
+        .expect("the server says where it listens");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: status and JSON body.
+fn http(server: &Server, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // Bodies are short; a chunked one is a single chunk.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split_once("\r\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or(body)
+    } else {
+        body
+    };
+    let end = body.rfind('}').map(|i| i + 1).unwrap_or(0);
+    (
+        status,
+        serde_json::from_str(&body[..end]).unwrap_or(Value::Null),
+    )
+}
+
+/// An acquisition of person `link` at 01130012, あいう 番号 `number` 枝番 01.
+fn acquisition(link: &str, number: &str, qualification: &str) -> Value {
+    let mut e = examples::all().remove(0);
+    e.envelope.event_id = uuid::Uuid::now_v7();
+    e.envelope.link = link.parse().unwrap();
+    let Payload::QualificationAcquired(q) = &mut e.payload else {
+        unreachable!()
+    };
+    q.card_number = number.parse().unwrap();
+    q.qualification_id = qualification.parse().unwrap();
+    json::to_value(&e)
+}
+
+fn link_request(id: &str, number: &str, certificate: &str) -> Value {
+    json!({
+        "request_id": id,
+        "certificate": certificate,
+        "insurer": "01130012",
+        "symbol": "あいう",
+        "number": number,
+        "branch": "01",
+        "notice_requested": true,
+    })
+}
+
+#[test]
+fn link_requests_over_http_are_decided_with_verified_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = ca("Test JPKI Root CA", None);
+    // Valid now (2026 on): the CRL must not be past its nextUpdate.
+    let fresh_crl = crl_with(&root, &[&[0xcc, 0x03]], 1, (2026, 1, 1), (2035, 1, 1));
+    std::fs::write(dir.path().join("root.pem"), &root.pem).unwrap();
+    std::fs::write(dir.path().join("root.crl.pem"), &fresh_crl.pem).unwrap();
+    let config = dir.path().join("qledger.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cards]\ntrust_anchors = [\"{0}/root.pem\"]\ncrls = [\"{0}/root.crl.pem\"]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let valid = |serial: &[u8]| {
+        let mut s = spec(serial);
+        s.to = (2035, 1, 1);
+        issue(&root, s)
+    };
+    let good = valid(&[0xaa, 0x01]);
+    let revoked = valid(&[0xcc, 0x03]);
+    let mut expired_spec = spec(&[0xdd, 0x04]);
+    (expired_spec.from, expired_spec.to) = ((2020, 1, 1), (2025, 1, 1));
+    let expired = issue(&root, expired_spec);
+    let der_base64 = base64::engine::general_purpose::STANDARD.encode(&good.der);
+
+    let server = serve(&dir.path().join("data"), Some(&config));
+    let events = json!([
+        acquisition("L-ONE", "1234", "Q-ONE"),
+        acquisition("L-TWO", "2345", "Q-TWO"),
+    ]);
+    let (status, body) = http(&server, "POST", "/v1/events?wait=projected", Some(&events));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+
+    // Linked, with the certificate as PEM; the same card again changes nothing
+    // (as base64 DER this time).
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/card-links",
+        Some(&link_request("R-1", "1234", &good.pem)),
+    );
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (201, Some("linked")),
+        "{body}"
+    );
+    assert_eq!(body["card_serial"], "AA01");
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/card-links",
+        Some(&link_request("R-1b", "1234", &der_base64)),
+    );
+    assert_eq!(
+        (status, body["decision"].as_str()),
+        (200, Some("already_linked")),
+        "{body}"
+    );
+    let (status, body) = http(&server, "GET", "/v1/eligibility/card/AA01", None);
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("found")),
+        "{body}"
+    );
+
+    // The refusals, each logged as the person's decision.
+    let unmatched = valid(&[0xee, 0x05]);
+    for (id, number, cert, reason) in [
+        ("R-2", "2345", good.pem.as_str(), "SERIAL_LINKED_ELSEWHERE"),
+        ("R-3", "2345", revoked.pem.as_str(), "CERTIFICATE_REVOKED"),
+        ("R-4", "2345", expired.pem.as_str(), "CERTIFICATE_EXPIRED"),
+        (
+            "R-5",
+            "9999",
+            unmatched.pem.as_str(),
+            "NO_SUCH_QUALIFICATION",
+        ),
+    ] {
+        let (status, body) = http(
+            &server,
+            "POST",
+            "/v1/card-links",
+            Some(&link_request(id, number, cert)),
+        );
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body["decision"], "rejected", "{id}: {body}");
+        assert_eq!(body["reason"], reason, "{id}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            !detail.contains(HOLDER),
+            "no personal field of the certificate"
+        );
+    }
+    let (_, body) = http(&server, "GET", "/v1/eligibility/card/CC03", None);
+    assert_eq!(
+        body["type"], "/problems/not-found",
+        "a refused card is not linked"
+    );
+
+    // Bad input is refused before any decision, naming the field.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/card-links",
+        Some(&link_request("R-6", "2345", "not a certificate")),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("certificate")),
+        "{body}"
+    );
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/card-links",
+        Some(&link_request("R-7", "12AB", &good.pem)),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("number")),
+        "{body}"
+    );
+
+    // A lost card: unlinked from tomorrow; asked about tomorrow, not linked.
+    let today = ledger::domain::Day::today_in_japan();
+    let tomorrow = today.succ();
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/card-links/AA01/unlink",
+        Some(&json!({"reason": "CARD_LOST", "on": tomorrow.to_string()})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reason"], "CARD_LOST");
+    let (status, body) = http(
+        &server,
+        "GET",
+        &format!("/v1/eligibility/card/AA01?on={tomorrow}"),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"], "/problems/card-not-linked", "{body}");
+    assert_eq!(body["since"], tomorrow.to_string());
+    let (status, _) = http(
+        &server,
+        "POST",
+        "/v1/card-links/0BAD/unlink",
+        Some(&json!({"reason": "CARD_LOST"})),
+    );
+    assert_eq!(status, 404);
+
+    // The decisions are in the persons' histories (a replay reproduces them).
+    let (status, body) = http(&server, "GET", "/v1/persons/L-ONE/history", None);
+    assert_eq!(status, 200);
+    let card_rows = body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["kind"] == "card_link")
+        .count();
+    assert!(card_rows >= 1, "{body}");
+    drop(server);
+
+    // Without [cards], link requests are refused as not configured.
+    let bare = serve(&dir.path().join("bare"), None);
+    let (status, body) = http(
+        &bare,
+        "POST",
+        "/v1/card-links",
+        Some(&link_request("R-8", "1234", &good.pem)),
+    );
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (501, Some("/problems/not-configured")),
+        "{body}"
+    );
+}
