@@ -297,3 +297,111 @@ fn link_requests_over_http_are_decided_with_verified_certificates() {
         "{body}"
     );
 }
+
+fn qledger(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("QLEDGER_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn link_and_unlink_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let root = ca("Test JPKI Root CA", None);
+    let fresh_crl = crl_with(&root, &[&[0xcc, 0x03]], 1, (2026, 1, 1), (2035, 1, 1));
+    std::fs::write(path("root.pem"), &root.pem).unwrap();
+    std::fs::write(path("root.crl.pem"), &fresh_crl.pem).unwrap();
+    std::fs::write(
+        path("qledger.toml"),
+        format!(
+            "[cards]\ntrust_anchors = [\"{}\"]\ncrls = [\"{}\"]\n",
+            path("root.pem"),
+            path("root.crl.pem")
+        ),
+    )
+    .unwrap();
+    let issue_card = |serial: &[u8], file: &str| {
+        let mut s = spec(serial);
+        s.to = (2035, 1, 1);
+        std::fs::write(path(file), issue(&root, s).der).unwrap();
+    };
+    issue_card(&[0xaa, 0x01], "good.der");
+    issue_card(&[0xcc, 0x03], "revoked.der");
+    std::fs::write(
+        path("events.jsonl"),
+        format!("{}\n", acquisition("L-ONE", "1234", "Q-ONE")),
+    )
+    .unwrap();
+    let data = path("data");
+    let published = qledger(&["publish", &path("events.jsonl"), "--data", &data]);
+    assert_eq!(published.status.code(), Some(0), "{published:?}");
+
+    let link = |id: &str, cert: &str| {
+        qledger(&[
+            "link-card",
+            "--data",
+            &data,
+            "--config",
+            &path("qledger.toml"),
+            "--request-id",
+            id,
+            "--certificate",
+            &path(cert),
+            "--insurer",
+            "01130012",
+            "--symbol",
+            "あいう",
+            "--number",
+            "1234",
+            "--branch",
+            "01",
+            "--notice",
+        ])
+    };
+    let linked = link("R-1", "good.der");
+    let out = String::from_utf8_lossy(&linked.stdout).into_owned();
+    assert_eq!(linked.status.code(), Some(0), "{out}{linked:?}");
+    assert!(out.contains("\"linked\"") && out.contains("AA01"), "{out}");
+    let refused = link("R-2", "revoked.der");
+    let out = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(out.contains("CERTIFICATE_REVOKED"), "{out}");
+
+    let found = qledger(&["eligibility", "--data", &data, "--card", "AA01"]);
+    assert_eq!(found.status.code(), Some(0), "{found:?}");
+    let tomorrow = ledger::domain::Day::today_in_japan().succ().to_string();
+    let unlinked = qledger(&[
+        "unlink-card",
+        "AA01",
+        "--reason",
+        "CARD_LOST",
+        "--on",
+        &tomorrow,
+        "--data",
+        &data,
+    ]);
+    assert_eq!(unlinked.status.code(), Some(0), "{unlinked:?}");
+    let after = qledger(&[
+        "eligibility",
+        "--data",
+        &data,
+        "--card",
+        "AA01",
+        "--on",
+        &tomorrow,
+    ]);
+    assert_eq!(after.status.code(), Some(1), "{after:?}");
+    let nobody = qledger(&[
+        "unlink-card",
+        "0BAD",
+        "--reason",
+        "CARD_LOST",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+}

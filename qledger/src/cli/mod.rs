@@ -9,6 +9,7 @@
 //! (not found, invalid, a line rejected, a mismatch), 2 error.
 
 mod audit;
+mod cards;
 mod demo;
 mod ids;
 mod import;
@@ -69,6 +70,10 @@ pub enum Command {
     CheckId(CheckIdArgs),
     /// Events the projector could not apply, with the reason.
     DeadLetters(DeadLettersArgs),
+    /// A card holder's link request: the ledger verifies the certificate and decides.
+    LinkCard(cards::LinkCardArgs),
+    /// End a card's link (lost card, revoked certificate, holder's wish).
+    UnlinkCard(cards::UnlinkCardArgs),
 }
 
 /// Where a command finds the ledger: a data directory or a server.
@@ -280,6 +285,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Replay(a) => audit::replay(a),
         Command::Verify(a) => audit::verify(a),
         Command::CheckId(a) => ids::check(a),
+        Command::LinkCard(a) => cards::link(a),
+        Command::UnlinkCard(a) => cards::unlink(a),
     }
 }
 

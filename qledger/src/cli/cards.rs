@@ -1,0 +1,159 @@
+//! `qledger link-card` and `unlink-card`: a holder's link request and the end
+//! of a link, through a server (`--server`) or on a data directory (with the
+//! `[cards]` table of `--config` for link requests). The decision is the
+//! ledger's ([`crate::cardlink`]); this only carries the request.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use clap::Args;
+use hyper::StatusCode;
+use ledger::domain::{
+    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, PublisherId, RequestId,
+};
+use ledger::event::UnlinkReason;
+use serde_json::json;
+
+use super::remote::{encode, Remote};
+use super::{card_authority, open_ledger, print_json, status, Target};
+use crate::cardlink::{LinkDecision, LinkRequest};
+use crate::service::{LinkRequestError, DEFAULT_PARTITIONS};
+
+#[derive(Debug, Args)]
+pub struct LinkCardArgs {
+    /// The request's id (from the portal).
+    #[arg(long, value_name = "ID")]
+    pub request_id: RequestId,
+    /// The card's user-authentication certificate: a PEM or DER file.
+    #[arg(long, value_name = "FILE")]
+    pub certificate: PathBuf,
+    /// 保険者番号
+    #[arg(long, value_name = "I")]
+    pub insurer: InsurerNumber,
+    /// 記号 (none on 後期高齢者 cards)
+    #[arg(long, value_name = "S")]
+    pub symbol: Option<CardSymbol>,
+    /// 番号
+    #[arg(long, value_name = "N")]
+    pub number: CardNumber,
+    /// 枝番 (none on 後期高齢者 cards)
+    #[arg(long, value_name = "B")]
+    pub branch: Option<Branch>,
+    /// The holder wants a completion notice.
+    #[arg(long)]
+    pub notice: bool,
+    /// Publisher id of the forwarding system.
+    #[arg(long, value_name = "ID", default_value = "portal")]
+    pub source: PublisherId,
+    /// Settings file whose [cards] table names the trust anchors and CRLs
+    /// (with --data).
+    #[arg(long, value_name = "FILE", env = "QLEDGER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlinkCardArgs {
+    /// The card serial (シリアル).
+    #[arg(value_name = "SERIAL")]
+    pub serial: CardSerial,
+    /// CARD_LOST, CERTIFICATE_REVOKED, HOLDER_REQUEST, CARD_RENEWED,
+    /// CARD_REISSUED or OTHER.
+    #[arg(long, value_name = "REASON")]
+    pub reason: String,
+    /// First day not linked [default: today in Japan].
+    #[arg(long, value_name = "DATE")]
+    pub on: Option<Day>,
+    #[arg(long, value_name = "ID", default_value = "portal")]
+    pub source: PublisherId,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// Exit 0 when linked (or already), 1 when rejected.
+pub(super) fn link(args: LinkCardArgs) -> Result<ExitCode> {
+    let certificate = std::fs::read(&args.certificate)
+        .with_context(|| format!("cannot read {}", args.certificate.display()))?;
+    let request = LinkRequest {
+        request_id: args.request_id,
+        insurer_number: args.insurer,
+        card_symbol: args.symbol,
+        card_number: args.number,
+        branch: args.branch,
+        notice_requested: args.notice,
+        source: args.source,
+    };
+    request
+        .insured_number()
+        .map_err(|e| anyhow!("--{}: {}", e.field.replace('_', "-"), e.rule))?;
+    if let Some(server) = &args.target.server {
+        let body = json!({
+            "request_id": request.request_id.as_str(),
+            "certificate": base64::engine::general_purpose::STANDARD.encode(&certificate),
+            "insurer": request.insurer_number.to_string(),
+            "symbol": request.card_symbol.as_ref().map(|s| s.to_string()),
+            "number": request.card_number.to_string(),
+            "branch": request.branch.as_ref().map(|b| b.to_string()),
+            "notice_requested": request.notice_requested,
+            "source": request.source.to_string(),
+        });
+        let answer = Remote::new(server)?.post("/v1/card-links", &body)?;
+        return match answer.status {
+            StatusCode::OK | StatusCode::CREATED => {
+                print_json(&answer.body)?;
+                Ok(status(answer.body["decision"] != "rejected"))
+            }
+            s => bail!("the server answered {s}: {}", answer.detail()),
+        };
+    }
+    let cards = card_authority(args.config.as_deref())?.ok_or_else(|| {
+        anyhow!("give --config FILE with a [cards] table (trust anchors, CRLs) to verify the certificate")
+    })?;
+    let mut ledger = open_ledger(&args.target.data_dir(), DEFAULT_PARTITIONS)?;
+    ledger.start_projector();
+    ledger.set_card_authority(cards);
+    let decision = ledger
+        .request_card_link(&request, &certificate)
+        .map_err(|e| match e {
+            LinkRequestError::Invalid(e) => anyhow!("--{}: {}", e.field, e.rule),
+            other => anyhow!(other),
+        })?;
+    print_json(&decision)?;
+    Ok(status(!matches!(decision, LinkDecision::Rejected { .. })))
+}
+
+/// Exit 0 when a link ended, 1 when the serial was linked to nobody.
+pub(super) fn unlink(args: UnlinkCardArgs) -> Result<ExitCode> {
+    let reason = UnlinkReason::from_symbol(args.reason.trim())
+        .ok_or_else(|| anyhow!("--reason: unknown reason {:?}", args.reason))?;
+    let on = args.on.unwrap_or_else(Day::today_in_japan);
+    if let Some(server) = &args.target.server {
+        let body = json!({
+            "reason": args.reason.trim(),
+            "on": on.to_string(),
+            "source": args.source.to_string(),
+        });
+        let path = format!("/v1/card-links/{}/unlink", encode(args.serial.as_str()));
+        let answer = Remote::new(server)?.post(&path, &body)?;
+        return match answer.status {
+            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
+            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
+            s => bail!("the server answered {s}: {}", answer.detail()),
+        };
+    }
+    let mut ledger = open_ledger(&args.target.data_dir(), DEFAULT_PARTITIONS)?;
+    ledger.start_projector();
+    match ledger
+        .unlink_card(&args.serial, on, reason, &args.source)
+        .map_err(|e| anyhow!(e))?
+    {
+        Some(done) => print_json(&done).map(|_| ExitCode::SUCCESS),
+        None => {
+            eprintln!("card {} is linked to nobody now", args.serial);
+            Ok(status(false))
+        }
+    }
+}
