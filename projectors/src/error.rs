@@ -27,6 +27,12 @@ pub enum ProjectorError {
         expected: Offset,
         got: Offset,
     },
+    #[error("the views at {path} were built from the log {built_from}, not from {log}; remove them (they are rebuilt from the log) or use the right log")]
+    OtherLog {
+        path: String,
+        built_from: String,
+        log: String,
+    },
     #[error("the views are open read-only")]
     ReadOnly,
     #[error(transparent)]

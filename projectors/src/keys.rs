@@ -134,6 +134,12 @@ pub fn meta_format() -> ViewKey {
     Builder::new(view::META).str("key_format_version").done()
 }
 
+/// The name of the log the views were built from (see
+/// `EventLog::identity`); not part of the views' content.
+pub fn meta_log_identity() -> ViewKey {
+    Builder::new(view::META).str("log_identity").done()
+}
+
 /// The next offset to consume of a log partition.
 pub fn offset(partition: Partition) -> ViewKey {
     Builder::new(view::OFFSETS).u32(partition).done()

@@ -102,6 +102,9 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(views: Arc<Views>, log: Arc<dyn EventLog>) -> Result<Projector, ProjectorError> {
+        if let Some(identity) = log.identity() {
+            views.bind_to_log(&identity)?;
+        }
         let stored = views.offsets()?;
         let next = (0..log.partitions())
             .map(|p| stored.get(&p).copied().unwrap_or(0))

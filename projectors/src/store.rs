@@ -164,6 +164,26 @@ impl Views {
         }
     }
 
+    /// Ties the views to the log named `identity`: the first time, the name is
+    /// stored; afterwards another name is refused ([`ProjectorError::OtherLog`]).
+    /// Views that have applied nothing yet take any log.
+    pub fn bind_to_log(&self, identity: &str) -> Result<(), ProjectorError> {
+        let key = keys::meta_log_identity();
+        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
+            Some(stored) if stored == identity.as_bytes() => Ok(()),
+            Some(stored) if !self.offsets()?.is_empty() => Err(ProjectorError::OtherLog {
+                path: self.path.display().to_string(),
+                built_from: String::from_utf8_lossy(&stored).into_owned(),
+                log: identity.to_owned(),
+            }),
+            _ if self.read_only => Ok(()),
+            _ => self
+                .db
+                .put(key.as_bytes(), identity.as_bytes())
+                .map_err(storage(&self.path)),
+        }
+    }
+
     /// The record time of the last record applied from `partition`.
     pub fn last_record_time(
         &self,
@@ -271,11 +291,18 @@ impl Views {
             .map(|item| item.map_err(storage(&self.path)))
     }
 
-    /// Visits every (key, value) pair of the views in key order.
+    /// Visits every (key, value) pair of the views in key order, but the
+    /// name of the log they were built from.
     pub fn for_each_pair(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<u64, ProjectorError> {
         let mut n = 0;
+        let source = keys::meta_log_identity();
         for item in self.db.iterator(IteratorMode::Start) {
             let (k, v) = item.map_err(storage(&self.path))?;
+            // Which log the views came from is not their content: a rebuild
+            // from a copy of the log digests the same.
+            if *k == *source.as_bytes() {
+                continue;
+            }
             f(&k, &v);
             n += 1;
         }

@@ -573,3 +573,32 @@ fn a_different_event_reusing_an_id_is_dead_lettered_over_kafka() {
         "{reused}"
     );
 }
+
+#[test]
+fn views_of_another_log_are_refused_not_resumed() {
+    let mock = MockCluster::new(1).unwrap();
+    let settings = settings(&mock, "identity");
+    let dir = TempDir::new().unwrap();
+    {
+        let ledger = Ledger::open(dir.path(), PARTITIONS).unwrap();
+        ledger.submit(population(2), Wait::Durable).unwrap();
+        ledger.catch_up().unwrap();
+    }
+    let topics = Topics::connect(&settings).unwrap();
+    match Ledger::with_log(dir.path(), Arc::new(topics.events)) {
+        Err(qledger::service::ServiceError::Views(projectors::ProjectorError::OtherLog {
+            built_from,
+            log,
+            ..
+        })) => {
+            assert!(built_from.starts_with("embedded:"), "{built_from}");
+            assert!(
+                log.starts_with("kafka:") && log.ends_with("/identity.events"),
+                "{log}"
+            );
+        }
+        other => panic!("expected the views to be refused, got {other:?}"),
+    }
+    // The same log again is fine.
+    Ledger::open(dir.path(), PARTITIONS).unwrap();
+}

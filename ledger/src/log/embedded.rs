@@ -112,6 +112,8 @@ struct Shared {
     appended: Condvar,
     /// How record times are chosen.
     policy: Mutex<RecordTimePolicy>,
+    /// `embedded:<uuid>`, made when the log is first opened for writing.
+    identity: Option<String>,
 }
 
 struct WriterHandle {
@@ -229,6 +231,7 @@ impl EmbeddedLog {
         .map_err(storage)?;
 
         let partitions = read_or_create_meta(&db, dir, mode)?;
+        let identity = log_identity(&db, dir, mode)?;
         let tails = recover_tails(&db, dir, partitions)?;
         let shared = Arc::new(Shared {
             db,
@@ -237,6 +240,7 @@ impl EmbeddedLog {
             ends: Mutex::new(tails.iter().map(|t| t.next).collect()),
             appended: Condvar::new(),
             policy: Mutex::new(RecordTimePolicy::default()),
+            identity,
         });
 
         let writer = match mode {
@@ -298,6 +302,10 @@ impl fmt::Debug for EmbeddedLog {
 impl EventLog for EmbeddedLog {
     fn partitions(&self) -> u32 {
         self.shared.partitions
+    }
+
+    fn identity(&self) -> Option<String> {
+        self.shared.identity.clone()
     }
 
     #[tracing::instrument(skip_all, fields(records = batch.len()))]
@@ -757,6 +765,29 @@ fn read_or_create_meta(db: &DB, dir: &Path, mode: OpenMode) -> Result<u32, LogEr
     }
 }
 
+/// The log's name, made (and synced) the first time it is opened for writing.
+fn log_identity(db: &DB, dir: &Path, mode: OpenMode) -> Result<Option<String>, LogError> {
+    let storage = |source| LogError::Storage {
+        path: dir.display().to_string(),
+        source,
+    };
+    let meta = db
+        .cf_handle(layout::CF_META)
+        .expect("opened with the meta column family");
+    if let Some(id) = db.get_cf(meta, layout::META_LOG_ID).map_err(storage)? {
+        return Ok(Some(String::from_utf8_lossy(&id).into_owned()));
+    }
+    if matches!(mode, OpenMode::ReadOnly) {
+        return Ok(None);
+    }
+    let id = format!("embedded:{}", Uuid::now_v7());
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    db.put_cf_opt(meta, layout::META_LOG_ID, id.as_bytes(), &sync)
+        .map_err(storage)?;
+    Ok(Some(id))
+}
+
 /// Each partition's next offset and last record time, from its last record.
 fn recover_tails(db: &DB, dir: &Path, partitions: u32) -> Result<Vec<Tail>, LogError> {
     let records = db
@@ -819,6 +850,7 @@ mod layout {
 
     pub const META_FORMAT_VERSION: &[u8] = b"format_version";
     pub const META_PARTITIONS: &[u8] = b"partitions";
+    pub const META_LOG_ID: &[u8] = b"log_id";
 
     /// `partition u32 BE ++ offset u64 BE`: the key of a record, and the value
     /// of its `event_ids` entry.

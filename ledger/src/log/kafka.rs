@@ -247,6 +247,8 @@ pub struct KafkaLog {
     consumers: Mutex<Vec<BaseConsumer>>,
     /// Per partition, record times already computed.
     times: Vec<Mutex<TimeIndex>>,
+    /// `kafka:<cluster id>/<topic>`.
+    identity: String,
     /// How records are stamped; held while stamping and handing a batch to
     /// the producer, so stamps go out in the order they were taken.
     policy: Mutex<RecordTimePolicy>,
@@ -279,6 +281,10 @@ impl KafkaLog {
                 .map_err(|e| unavailable("creating the producer", e))?;
 
         let partitions = ensure_topic_with(producer.client(), &config)?;
+        let cluster = producer
+            .client()
+            .fetch_cluster_id(config.request_timeout)
+            .unwrap_or_else(|| "unknown-cluster".into());
         tracing::info!(topic = %config.topic, partitions, "kafka event log connected");
         Ok(KafkaLog {
             partitions,
@@ -287,6 +293,7 @@ impl KafkaLog {
             consumers: Mutex::new(Vec::new()),
             times: (0..partitions).map(|_| Mutex::default()).collect(),
             policy: Mutex::new(RecordTimePolicy::default()),
+            identity: format!("kafka:{cluster}/{}", config.topic),
             delivery_timeout: config.delivery_timeout,
             request_timeout: config.request_timeout,
             topic: config.topic,
@@ -653,6 +660,10 @@ impl EventLog for KafkaLog {
     fn end_offset(&self, partition: Partition) -> Result<Offset, LogError> {
         self.check(partition)?;
         Ok(self.watermarks(partition)?.1)
+    }
+
+    fn identity(&self) -> Option<String> {
+        Some(self.identity.clone())
     }
 
     fn remember_record_time(&self, partition: Partition, offset: Offset, time: RecordTime) {

@@ -175,6 +175,13 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     /// The offset the next appended record of `partition` will get.
     fn end_offset(&self, partition: Partition) -> Result<Offset, LogError>;
 
+    /// A stable name of this log (`embedded:<uuid>`, `kafka:<cluster>/<topic>`),
+    /// which views store so they are never resumed over another log. `None`
+    /// when the log cannot name itself (an old embedded log opened read-only).
+    fn identity(&self) -> Option<String> {
+        None
+    }
+
     /// Tells the log the record time it gave the record at `offset` of
     /// `partition`, as a reader stored it (a projector's last applied
     /// record), so a log that derives record times from the partition's
