@@ -459,3 +459,15 @@ fn a_reader_told_a_record_time_derives_the_rest_from_there() {
         at[2].record_time
     );
 }
+
+#[test]
+fn a_reader_that_must_not_create_the_topic_says_it_is_absent() {
+    let mock = MockCluster::new(1).unwrap();
+    match KafkaLog::connect(KafkaConfig {
+        create_topic: false,
+        ..config(&mock, "never-made")
+    }) {
+        Err(LogError::NoSuchTopic(topic)) => assert_eq!(topic, "never-made"),
+        other => panic!("expected no such topic, got {other:?}"),
+    }
+}

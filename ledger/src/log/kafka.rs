@@ -153,6 +153,9 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Topic configuration to create the topic with (see the [module docs](self)).
     pub topic_config: Vec<(String, String)>,
+    /// Create the topic when it is absent (otherwise [`LogError::NoSuchTopic`]:
+    /// readers such as replay never create one).
+    pub create_topic: bool,
     /// How long a record may wait for the broker's confirmation before the
     /// append fails as unavailable (`message.timeout.ms`).
     pub delivery_timeout: Duration,
@@ -185,6 +188,7 @@ impl KafkaConfig {
                 ("retention.ms", "-1"),
                 ("retention.bytes", "-1"),
             ]),
+            create_topic: true,
             delivery_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             properties: Vec::new(),
@@ -795,6 +799,7 @@ fn ensure_topic_with<C: ClientContext>(
     }
     let partitions = match topic_partitions(client, &config.topic, config.request_timeout)? {
         Some(n) => n,
+        None if !config.create_topic => return Err(LogError::NoSuchTopic(config.topic.clone())),
         None => {
             create_topic(config)?;
             wait_for_topic(client, &config.topic, config.request_timeout)?

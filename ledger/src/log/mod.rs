@@ -146,6 +146,8 @@ pub enum LogError {
     PartitionCountMismatch { existing: u32, requested: u32 },
     #[error("the log is closed")]
     Closed,
+    #[error("topic {0} does not exist (and was not to be created)")]
+    NoSuchTopic(String),
     #[error("log unavailable, retry later: {0}")]
     Unavailable(String),
 }

@@ -17,7 +17,7 @@ use super::{emit, status, KafkaArgs, ReplayArgs, VerifyArgs};
 /// The log to replay: Kafka when `--kafka`/`--config` name a cluster,
 /// otherwise the embedded log of `data`, opened read-only.
 fn log_to_read(data: &Path, kafka: &KafkaArgs) -> Result<Box<dyn EventLog>> {
-    if let Some(log) = super::kafka::events_log(kafka)? {
+    if let Some(log) = super::kafka::events_log(kafka, false)? {
         return Ok(log);
     }
     Ok(Box::new(read_only_log(data)?))

@@ -85,7 +85,7 @@ enum Destination {
 
 impl Destination {
     fn of(args: &ImportArgs) -> Result<Destination> {
-        if let Some(log) = super::kafka::events_log(&args.kafka)? {
+        if let Some(log) = super::kafka::events_log(&args.kafka, true)? {
             return Ok(Destination::Kafka(Arc::from(log)));
         }
         Ok(Destination::Data {

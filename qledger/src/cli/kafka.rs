@@ -79,13 +79,17 @@ mod enabled {
         Ok(ledger)
     }
 
-    /// The events topic of the cluster the args name, if any (created when
-    /// absent): what replay and verify read and import writes.
-    pub fn events_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
+    /// The events topic of the cluster the args name, if any: what import
+    /// writes (`create`: made when absent) and replay and verify read.
+    pub fn events_log(args: &KafkaArgs, create: bool) -> Result<Option<Box<dyn EventLog>>> {
         let Some(settings) = settings(args)? else {
             return Ok(None);
         };
-        let log = KafkaLog::connect(settings.log_config(&settings.events_topic))
+        let config = ledger::log::kafka::KafkaConfig {
+            create_topic: create,
+            ..settings.log_config(&settings.events_topic)
+        };
+        let log = KafkaLog::connect(config)
             .with_context(|| format!("connecting to Kafka at {}", settings.bootstrap))?;
         Ok(Some(Box::new(log)))
     }
@@ -114,7 +118,7 @@ mod disabled {
         match *never {}
     }
 
-    pub fn events_log(args: &KafkaArgs) -> Result<Option<Box<dyn EventLog>>> {
+    pub fn events_log(args: &KafkaArgs, _create: bool) -> Result<Option<Box<dyn EventLog>>> {
         refuse(args)?;
         Ok(None)
     }
