@@ -6,7 +6,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use base64::Engine;
 use ledger::event::{examples, json, Payload};
@@ -14,57 +13,25 @@ use serde_json::{json, Value};
 
 mod support;
 use support::pki::*;
-
-/// A `qledger serve` child, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{qledger, Server};
 
 fn serve(data: &Path, config: Option<&Path>) -> Server {
-    use std::io::BufRead;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_qledger"));
-    command
-        .args(["serve", "--data", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env_remove("QLEDGER_CONFIG")
-        .stderr(Stdio::piped());
-    if let Some(config) = config {
-        command.args(["--config", config.to_str().unwrap()]);
+    let data = data.to_str().unwrap();
+    match config {
+        Some(config) => Server::start(&["--data", data, "--config", config.to_str().unwrap()]),
+        None => Server::start(&["--data", data]),
     }
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("http://"))
-                .map(str::to_owned)
-        })
-        .expect("the server says where it listens");
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    Server { child, addr }
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: status and JSON body.
 fn http(server: &Server, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        server.addr,
+        server.addr(),
         body.len()
     )
     .unwrap();
@@ -296,15 +263,6 @@ fn link_requests_over_http_are_decided_with_verified_certificates() {
         (501, Some("/problems/not-configured")),
         "{body}"
     );
-}
-
-fn qledger(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qledger"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("QLEDGER_CONFIG")
-        .output()
-        .unwrap()
 }
 
 #[test]

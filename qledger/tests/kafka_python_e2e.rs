@@ -24,15 +24,15 @@
 //! fails, never skips, without them.
 #![cfg(feature = "kafka")]
 
+mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use support::{datum, Server};
 
-use apache_avro::types::Value as Avro;
 use kafka_harness::{unique_topic, Broker};
 use ledger::event::{avro, json, Event};
 use ledger::log::kafka::{KafkaConfig, KafkaLog};
@@ -91,10 +91,6 @@ impl Guard {
             child: Some(child),
             what: what.to_owned(),
         }
-    }
-
-    fn id(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
     }
 
     /// Waits up to `within` for the process to exit; kills it and panics if
@@ -200,105 +196,6 @@ fn require_python_packages() {
          another Python 3): {INSTALL}\n{}",
         check.stderr
     );
-}
-
-/// A `qledger serve` process over Kafka; killed on drop unless stopped.
-struct Server {
-    process: Guard,
-    url: String,
-    logs: Option<JoinHandle<Vec<String>>>,
-}
-
-impl Server {
-    fn start(config: &Path, data: &Path) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_qledger"));
-        command
-            .args(["serve", "--config", path(config), "--data", path(data)])
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut process = Guard::spawn(command, "qledger serve");
-        let stderr = process.child.as_mut().unwrap().stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut before = Vec::new();
-        let url = lines.by_ref().map_while(Result::ok).find_map(|l| {
-            let url = l
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .map(|w| w.trim_end_matches('/').to_owned());
-            before.push(l);
-            url
-        });
-        let Some(url) = url else {
-            panic!("the server never said where it listens: {before:?}");
-        };
-        let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-        Server {
-            process,
-            url,
-            logs: Some(logs),
-        }
-    }
-
-    /// Waits until every person of `links` is in the server's views.
-    fn wait_projected(&self, links: &BTreeSet<String>) {
-        let deadline = Instant::now() + PROJECTED_WITHIN;
-        for link in links {
-            loop {
-                let o = qledger(&["history", link, "--server", &self.url]);
-                if o.code() == Some(0) {
-                    let history: Value = serde_json::from_str(&o.stdout).unwrap();
-                    assert_eq!(history["link"], link.as_str(), "{}", o.stdout);
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{link} never projected within {PROJECTED_WITHIN:?}: {}{}",
-                    o.stdout,
-                    o.stderr
-                );
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-    }
-
-    /// SIGTERM, and a clean exit.
-    fn stop(mut self) {
-        let term = Command::new("kill")
-            .args(["-TERM", &self.process.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success(), "kill -TERM {}", self.process.id());
-        let status = self.process.wait(Duration::from_secs(60));
-        let logs = self.logs.take().unwrap().join().unwrap();
-        assert!(status.success(), "serve exited with {status}: {logs:#?}");
-    }
-}
-
-/// An Avro value as the plain JSON datum both publishers take: records as
-/// objects, unions as the bare value (or null), enums as symbols, `date` as
-/// days, `timestamp-micros` as microseconds, `uuid` as text.
-fn datum(v: &Avro) -> Value {
-    match v {
-        Avro::Null => Value::Null,
-        Avro::Boolean(b) => json!(b),
-        Avro::Int(n) | Avro::Date(n) => json!(n),
-        Avro::Long(n) | Avro::TimestampMicros(n) => json!(n),
-        Avro::String(s) => json!(s),
-        Avro::Uuid(u) => json!(u.to_string()),
-        Avro::Enum(_, symbol) => json!(symbol),
-        Avro::Union(_, inner) => datum(inner),
-        Avro::Array(items) => Value::Array(items.iter().map(datum).collect()),
-        Avro::Record(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, v)| (name.clone(), datum(v)))
-                .collect(),
-        ),
-        other => panic!("the contract has no {other:?}; teach datum() its JSON form"),
-    }
 }
 
 /// The events as the publishers' JSON-lines input:
@@ -560,7 +457,8 @@ fn python_publishers_on_the_inbound_topic_reach_the_views_of_a_running_server() 
     write_events(&single_object_file, &single_object);
     write_events(&confluent_file, &confluent);
 
-    let server = Server::start(&config, &dir.path().join("views"));
+    let views = dir.path().join("views");
+    let server = Server::start(&["--config", path(&config), "--data", path(&views)]);
     let registry = format!("{}/schema-registry", server.url);
 
     publish_single_object(
@@ -594,7 +492,7 @@ fn python_publishers_on_the_inbound_topic_reach_the_views_of_a_running_server() 
     // Every person is in the views.
     let mut all_links = links(&single_object);
     all_links.extend(links(&confluent));
-    server.wait_projected(&all_links);
+    server.wait_projected(all_links.iter().map(String::as_str));
     check_eligibility(&server, &single_object, "single-object encoding");
     check_eligibility(&server, &confluent, "Confluent wire format");
 

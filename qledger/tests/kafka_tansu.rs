@@ -10,28 +10,18 @@
 #![cfg(feature = "kafka")]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use kafka_harness::{unique_topic, Broker};
 use ledger::event::{avro, json};
 use ledger::sample::{self, SampleConfig};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-fn qledger(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qledger"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
-        .output()
-        .expect("run qledger")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod support;
+use support::{qledger, text, Server};
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
@@ -44,69 +34,6 @@ fn field(output: &str, name: &str) -> String {
         .find_map(|l| l.strip_prefix(name))
         .map(|v| v.trim().to_owned())
         .unwrap_or_else(|| panic!("no {name} in {output}"))
-}
-
-/// A `qledger serve` process over Kafka.
-struct Server {
-    child: Child,
-    url: String,
-    logs: std::thread::JoinHandle<Vec<String>>,
-}
-
-impl Server {
-    fn start(config: &Path, data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_qledger"))
-            .args(["serve", "--config", path(config), "--data", path(data)])
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .map(str::to_owned)
-            })
-            .expect("the server says where it listens");
-        let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-        Server { child, url, logs }
-    }
-
-    /// Waits until every person of `links` is in the server's views.
-    fn wait_projected(&self, links: &BTreeSet<&str>) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for link in links {
-            loop {
-                let o = qledger(&["history", link, "--server", &self.url]);
-                if o.status.code() == Some(0) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{link} never projected: {}",
-                    text(&o.stdout)
-                );
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-
-    /// SIGTERM, and a clean exit.
-    fn stop(mut self) {
-        let term = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let status = self.child.wait().unwrap();
-        let logs = self.logs.join().unwrap();
-        assert!(status.success(), "serve exited with {status}: {logs:?}");
-    }
 }
 
 #[test]
@@ -146,7 +73,7 @@ fn serve_over_kafka_restart_then_verify_and_replay_from_kafka() {
     }
     drop(out);
 
-    let server = Server::start(&config, &data);
+    let server = Server::start(&["--config", path(&config), "--data", path(&data)]);
     let published = qledger(&["publish", path(&file), "--server", &server.url]);
     assert_eq!(
         published.status.code(),
@@ -160,7 +87,7 @@ fn serve_over_kafka_restart_then_verify_and_replay_from_kafka() {
         text(&published.stdout)
     );
     let http_links: BTreeSet<&str> = over_http.iter().map(|e| e.envelope.link.as_str()).collect();
-    server.wait_projected(&http_links);
+    server.wait_projected(http_links);
     // A restarted server resumes from its views' offsets.
     server.stop();
 
@@ -178,9 +105,9 @@ fn serve_over_kafka_restart_then_verify_and_replay_from_kafka() {
     }
     producer.flush(Duration::from_secs(30)).unwrap();
 
-    let server = Server::start(&config, &data);
+    let server = Server::start(&["--config", path(&config), "--data", path(&data)]);
     let links: BTreeSet<&str> = events.iter().map(|e| e.envelope.link.as_str()).collect();
-    server.wait_projected(&links);
+    server.wait_projected(links);
     server.stop();
 
     let verified = qledger(&["verify", "--config", path(&config), "--data", path(&data)]);

@@ -8,12 +8,13 @@
 //! `tests/interop/requirements-confluent.txt`; without them the test fails
 //! and says what to install.
 
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::datum;
 
-use apache_avro::types::Value as Avro;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -27,30 +28,6 @@ use tower::ServiceExt;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// An Avro value as the JSON datum fastavro takes: records as objects,
-/// unions as the bare value (or null), enums as symbols, `date` as days,
-/// `timestamp-micros` as microseconds, `uuid` as text.
-fn datum(v: &Avro) -> Value {
-    match v {
-        Avro::Null => Value::Null,
-        Avro::Boolean(b) => json!(b),
-        Avro::Int(n) | Avro::Date(n) => json!(n),
-        Avro::Long(n) | Avro::TimestampMicros(n) => json!(n),
-        Avro::String(s) => json!(s),
-        Avro::Uuid(u) => json!(u.to_string()),
-        Avro::Enum(_, symbol) => json!(symbol),
-        Avro::Union(_, inner) => datum(inner),
-        Avro::Array(items) => Value::Array(items.iter().map(datum).collect()),
-        Avro::Record(fields) => Value::Object(
-            fields
-                .iter()
-                .map(|(name, v)| (name.clone(), datum(v)))
-                .collect(),
-        ),
-        other => panic!("the contract has no {other:?}; teach datum() its JSON form"),
-    }
 }
 
 fn unhex(line: &str) -> Vec<u8> {

@@ -82,14 +82,7 @@ pub fn join(
     assignment: Arc<Assignment>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, KafkaError> {
-    let mut config = settings.log_config(&settings.events_topic).client_config();
-    config
-        .set("group.id", &settings.projector_group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("allow.auto.create.topics", "false");
+    let config = settings.group_consumer_config(&settings.projector_group);
     let context = Rebalancer {
         topic: settings.events_topic.clone(),
         assignment: Arc::clone(&assignment),

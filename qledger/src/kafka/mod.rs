@@ -221,6 +221,20 @@ impl KafkaSettings {
         }
     }
 
+    /// A consumer in `group` that commits only what its owner says, starts
+    /// from the beginning when the group has no offset, and creates nothing.
+    pub fn group_consumer_config(&self, group: &str) -> rdkafka::ClientConfig {
+        let mut config = self.log_config(&self.events_topic).client_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("allow.auto.create.topics", "false");
+        config
+    }
+
     /// The settings with secret-looking properties masked, for printing.
     pub fn masked(&self) -> KafkaSettings {
         let mut shown = self.clone();

@@ -108,14 +108,7 @@ impl Relay {
         events: Arc<dyn EventLog>,
         dead_letters: Arc<dyn EventLog>,
     ) -> Result<Relay, RelayError> {
-        let mut config = settings.log_config(&settings.inbound_topic).client_config();
-        config
-            .set("group.id", &settings.relay_group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("allow.auto.create.topics", "false");
+        let config = settings.group_consumer_config(&settings.relay_group);
         let external = match &settings.schema_registry_url {
             Some(url) => Some(ExternalRegistry::new(url)?),
             None => None,

@@ -1,4 +1,163 @@
-//! Shared by the integration tests.
+//! Shared by the integration tests: the `qledger` binary run as a user
+//! would, a `qledger serve` process on a socket, a test PKI, and the plain
+//! JSON form of Avro data that other implementations take.
 #![allow(dead_code)]
 
 pub mod pki;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value as Avro;
+use serde_json::{json, Value};
+
+/// How long a server may take to project what was sent to it.
+pub const PROJECTED_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs the `qledger` binary, with no settings from the test's environment.
+pub fn qledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qledger"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("QLEDGER_CONFIG")
+        .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run qledger")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A `qledger serve` process listening on a free loopback port; killed on
+/// drop unless [stopped](Server::stop).
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    logs: Option<JoinHandle<Vec<String>>>,
+}
+
+impl Server {
+    /// `qledger serve ARGS --listen 127.0.0.1:0`, once it says where it listens.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_qledger"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .env_remove("QLEDGER_CONFIG")
+            .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start qledger serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut before = Vec::new();
+        let url = lines.by_ref().map_while(Result::ok).find_map(|l| {
+            let url = l
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(|w| w.trim_end_matches('/').to_owned());
+            before.push(l);
+            url
+        });
+        let Some(url) = url else {
+            let _ = child.kill();
+            panic!("the server never said where it listens: {before:?}");
+        };
+        let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Server {
+            child: Some(child),
+            url,
+            logs: Some(logs),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// Waits until every person of `links` is in the server's views.
+    pub fn wait_projected<'a>(&self, links: impl IntoIterator<Item = &'a str>) {
+        let deadline = Instant::now() + PROJECTED_WITHIN;
+        let links: BTreeSet<&str> = links.into_iter().collect();
+        for link in links {
+            loop {
+                let o = qledger(&["history", link, "--server", &self.url]);
+                if o.status.code() == Some(0) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{link} never projected within {PROJECTED_WITHIN:?}: {}{}",
+                    text(&o.stdout),
+                    text(&o.stderr)
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// SIGTERM, and a clean exit within a minute.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success(), "kill -TERM {}", child.id());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("serve did not stop within a minute of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let logs = self.logs.take().unwrap().join().unwrap();
+        assert!(status.success(), "serve exited with {status}: {logs:#?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An Avro value as the plain JSON datum fastavro and the Python `avro`
+/// library take: records as objects, unions as the bare value (or null),
+/// enums as symbols, `date` as days, `timestamp-micros` as microseconds,
+/// `uuid` as text.
+pub fn datum(v: &Avro) -> Value {
+    match v {
+        Avro::Null => Value::Null,
+        Avro::Boolean(b) => json!(b),
+        Avro::Int(n) | Avro::Date(n) => json!(n),
+        Avro::Long(n) | Avro::TimestampMicros(n) => json!(n),
+        Avro::String(s) => json!(s),
+        Avro::Uuid(u) => json!(u.to_string()),
+        Avro::Enum(_, symbol) => json!(symbol),
+        Avro::Union(_, inner) => datum(inner),
+        Avro::Array(items) => Value::Array(items.iter().map(datum).collect()),
+        Avro::Record(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(name, v)| (name.clone(), datum(v)))
+                .collect(),
+        ),
+        other => panic!("the contract has no {other:?}; teach datum() its JSON form"),
+    }
+}
