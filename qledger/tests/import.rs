@@ -3,7 +3,7 @@
 //! answers checked against the same events published through the service.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use apache_avro::types::Value as AvroValue;
 use ledger::domain::Day;
@@ -14,13 +14,8 @@ use qledger::import::{union_schema, CsvWriter};
 use qledger::service::{Ledger, Submitted, Wait};
 use serde_json::Value;
 
-fn qledger(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qledger"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run qledger")
-}
+mod support;
+use support::qledger;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
