@@ -11,7 +11,7 @@ use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::Schema;
 use ledger::domain::*;
 use ledger::event::avro::{self, AvroEnum, AvroError, Contract};
-use ledger::event::{examples, json, EventType, LinkRejectionReason, UnlinkReason};
+use ledger::event::{examples, json, EventType, LinkRejectionReason, NoticeFailure, UnlinkReason};
 use proptest::prelude::*;
 
 fn schemas_dir() -> PathBuf {
@@ -117,6 +117,7 @@ fn rust_enums_match_schema_symbols_in_order() {
         ("SubsidyMethod", symbols::<SubsidyMethod>()),
         ("LinkRejectionReason", symbols::<LinkRejectionReason>()),
         ("UnlinkReason", symbols::<UnlinkReason>()),
+        ("NoticeFailure", symbols::<NoticeFailure>()),
     ];
     let mut seen = std::collections::HashSet::new();
     for &t in EventType::ALL {

@@ -331,29 +331,25 @@ impl Ctx<'_, '_> {
                     notice_requested: r.notice_requested,
                     requested_by: self.by.clone(),
                     outcome: None,
+                    contact_key: r.contact.as_ref().map(|c| c.key_id),
+                    contact_erased_by: None,
+                    notice: None,
                 };
+                self.txn
+                    .put(keys::request_index(r.request_id.as_str(), &self.link), &());
                 self.txn.put(key, &status);
                 Ok(Step::Done)
             }
-            Payload::CardLinkRejected(r) => {
-                let key = keys::link_request(&self.link, r.request_id.as_str());
-                let Some(mut status) = self.txn.get::<LinkRequestStatus>(&key)? else {
-                    return Ok(
-                        reject_at("request_id", "rejection of an unknown link request").into(),
-                    );
-                };
+            Payload::CardLinkRejected(r) => self.request(&r.request_id, |status, by| {
                 if status.outcome.is_some() {
-                    return Ok(
-                        reject_at("request_id", "the link request is already decided").into(),
-                    );
+                    return Err(reject_at("request_id", "the link request is already decided"));
                 }
                 status.outcome = Some(LinkOutcome::Rejected {
-                    by: self.by.clone(),
+                    by: by.clone(),
                     reason: r.reason,
                 });
-                self.txn.put(key, &status);
-                Ok(Step::Done)
-            }
+                Ok(())
+            }),
             Payload::CardLinked(l) => {
                 let insured = match l.insured_number() {
                     Ok(n) => n,
@@ -377,18 +373,33 @@ impl Ctx<'_, '_> {
                 }
                 if let Some(request_id) = &l.request_id {
                     let key = keys::link_request(&self.link, request_id.as_str());
-                    if let Some(mut status) = self.txn.get::<LinkRequestStatus>(&key)? {
-                        if status.outcome.is_some() {
-                            return Ok(reject_at(
-                                "request_id",
-                                "the link request is already decided",
-                            )
-                            .into());
+                    if self.txn.exists(&key)? {
+                        let step = self.request(request_id, |status, by| {
+                            if status.outcome.is_some() {
+                                return Err(reject_at(
+                                    "request_id",
+                                    "the link request is already decided",
+                                ));
+                            }
+                            status.outcome = Some(LinkOutcome::Linked { by: by.clone() });
+                            if status.notice_requested {
+                                status.notice = Some(NoticeStatus {
+                                    notice_id: by.event_id,
+                                    state: NoticeState::Pending,
+                                    email: status.contact_key.is_some(),
+                                    attempts: 0,
+                                    retry_at: None,
+                                    message_id: None,
+                                    relay_reply: None,
+                                    last_failure: None,
+                                    trail: vec![by.clone()],
+                                });
+                            }
+                            Ok(())
+                        })?;
+                        if let Step::Rejected(r) = step {
+                            return Ok(Step::Rejected(r));
                         }
-                        status.outcome = Some(LinkOutcome::Linked {
-                            by: self.by.clone(),
-                        });
-                        self.txn.put(key, &status);
                     }
                 }
                 self.txn
@@ -462,7 +473,128 @@ impl Ctx<'_, '_> {
                 }
                 self.change(EntityKind::Subsidy, e.subsidy_id.as_str(), state, p)
             }
+            Payload::NoticePublished(n) => self.notice(&n.request_id, |notice, _| {
+                if notice.state != NoticeState::Pending {
+                    return Err(reject_at("request_id", "the notice is already published"));
+                }
+                if n.notice_id != notice.notice_id {
+                    return Err(reject_at(
+                        "notice_id",
+                        format!("must be the notice's id {}", notice.notice_id),
+                    ));
+                }
+                notice.state = NoticeState::Published;
+                Ok(())
+            }),
+            Payload::NoticeSendStarted(n) => self.notice(&n.request_id, |notice, _| {
+                if !(notice.email && notice.state == NoticeState::Published) {
+                    return Err(reject_at(
+                        "request_id",
+                        "no e-mail of this notice is due (not yet published, settled, or without an address)",
+                    ));
+                }
+                next_attempt(notice, n.attempt)?;
+                notice.state = NoticeState::Sending;
+                notice.message_id = Some(n.message_id.clone());
+                Ok(())
+            }),
+            Payload::NoticeDelivered(n) => self.notice(&n.request_id, |notice, _| {
+                if !(notice.state == NoticeState::Sending && notice.attempts == n.attempt) {
+                    return Err(reject_at(
+                        "attempt",
+                        "no e-mail attempt with this number is in progress",
+                    ));
+                }
+                notice.state = NoticeState::Delivered;
+                notice.relay_reply = Some(n.relay_reply.clone());
+                notice.retry_at = None;
+                Ok(())
+            }),
+            Payload::NoticeDeliveryFailed(n) => self.notice(&n.request_id, |notice, _| {
+                match notice.state {
+                    // An attempt that failed after it was handed to the relay.
+                    NoticeState::Sending if notice.attempts == n.attempt => {}
+                    // One that failed before (no connection, refused sender).
+                    NoticeState::Published if notice.email => next_attempt(notice, n.attempt)?,
+                    _ => {
+                        return Err(reject_at(
+                            "attempt",
+                            "no e-mail attempt with this number is due or in progress",
+                        ))
+                    }
+                }
+                notice.state = match n.retry_at {
+                    Some(_) => NoticeState::Published,
+                    None => NoticeState::Parked,
+                };
+                notice.retry_at = n.retry_at;
+                notice.last_failure = Some((n.failure, n.detail.clone()));
+                Ok(())
+            }),
+            Payload::ContactErased(e) => self.request(&e.request_id, |status, by| {
+                if status.contact_key != Some(e.key_id) {
+                    return Err(reject_at(
+                        "key_id",
+                        "is not the request's contact key, or it is erased already",
+                    ));
+                }
+                if status.notice.as_ref().is_some_and(|n| !n.is_settled()) {
+                    return Err(reject_at(
+                        "request_id",
+                        "the notice still needs the address: erase it once delivered or parked",
+                    ));
+                }
+                status.contact_key = None;
+                status.contact_erased_by = Some(by.clone());
+                Ok(())
+            }),
         }
+    }
+
+    /// Changes the person's link request `request_id` with `f`, keeping the
+    /// notices outbox in step; an unknown request or a refusal by `f` is
+    /// rejected.
+    fn request(
+        &mut self,
+        request_id: &RequestId,
+        f: impl FnOnce(&mut LinkRequestStatus, &EventRef) -> Result<(), Reject>,
+    ) -> Res {
+        let key = keys::link_request(&self.link, request_id.as_str());
+        let Some(mut status) = self.txn.get::<LinkRequestStatus>(&key)? else {
+            return Ok(
+                reject_at("request_id", "no link request of this person has this id").into(),
+            );
+        };
+        if let Err(r) = f(&mut status, &self.by) {
+            return Ok(r.into());
+        }
+        let outbox = keys::notice_outbox(request_id.as_str(), &self.link);
+        if status.has_work() {
+            self.txn.put(outbox, &());
+        } else {
+            self.txn.delete(outbox);
+        }
+        self.txn.put(key, &status);
+        Ok(Step::Done)
+    }
+
+    /// Changes the completion notice of `request_id` with `f`.
+    fn notice(
+        &mut self,
+        request_id: &RequestId,
+        f: impl FnOnce(&mut NoticeStatus, &EventRef) -> Result<(), Reject>,
+    ) -> Res {
+        self.request(request_id, |status, by| {
+            let Some(notice) = status.notice.as_mut() else {
+                return Err(reject_at(
+                    "request_id",
+                    "no completion notice is due for this request",
+                ));
+            };
+            f(notice, by)?;
+            notice.trail.push(by.clone());
+            Ok(())
+        })
     }
 
     fn entity(&self, kind: EntityKind, id: &str) -> Result<EntityState, ProjectorError> {
@@ -648,6 +780,18 @@ impl Ctx<'_, '_> {
         }
         self.rewrite(kind, &id, state)
     }
+}
+
+/// Numbers a new e-mail attempt: the one after the last.
+fn next_attempt(notice: &mut NoticeStatus, attempt: u32) -> Result<(), Reject> {
+    if attempt != notice.attempts + 1 {
+        return Err(reject_at(
+            "attempt",
+            format!("must be {}, the next attempt", notice.attempts + 1),
+        ));
+    }
+    notice.attempts = attempt;
+    Ok(())
 }
 
 fn acquisition(state: &EntityState) -> Option<&ledger::event::QualificationAcquired> {

@@ -18,7 +18,8 @@ use uuid::Uuid;
 /// Stored under [`meta_format`]; a mismatch at open means "rebuild".
 /// 2: subsidies are held only for linked card holders.
 /// 3: applied marks carry a content digest.
-pub const KEY_FORMAT_VERSION: u32 = 3;
+/// 4: link requests carry their notice and contact key; the notices outbox.
+pub const KEY_FORMAT_VERSION: u32 = 4;
 
 /// One-byte view ids.
 pub mod view {
@@ -30,6 +31,8 @@ pub mod view {
     pub const ENTITY: u8 = 0x11;
     pub const EVENT: u8 = 0x12;
     pub const LINK_REQUEST: u8 = 0x13;
+    pub const NOTICE_INDEX: u8 = 0x14;
+    pub const NOTICE_OUTBOX: u8 = 0x15;
     pub const INSURED_INDEX: u8 = 0x20;
     pub const SERIAL_INDEX: u8 = 0x21;
     pub const DEAD_LETTER: u8 = 0x30;
@@ -216,6 +219,41 @@ pub fn link_request(link: &str, request_id: &str) -> ViewKey {
 /// Every link request of a person (prefix of [`link_request`]).
 pub fn link_requests_of(link: &str) -> ViewKey {
     Builder::new(view::LINK_REQUEST).str(link).done()
+}
+
+/// Request id → person, for looking a request up by its id alone. The
+/// person is in the key so two partitions never write the same key.
+pub fn request_index(request_id: &str, link: &str) -> ViewKey {
+    Builder::new(view::NOTICE_INDEX)
+        .str(request_id)
+        .str(link)
+        .done()
+}
+
+pub fn request_index_prefix(request_id: &str) -> ViewKey {
+    Builder::new(view::NOTICE_INDEX).str(request_id).done()
+}
+
+/// The notices outbox: a request with notice or erasure work left (request
+/// id, person); deleted when none is left.
+pub fn notice_outbox(request_id: &str, link: &str) -> ViewKey {
+    Builder::new(view::NOTICE_OUTBOX)
+        .str(request_id)
+        .str(link)
+        .done()
+}
+
+pub fn notice_outbox_prefix() -> ViewKey {
+    Builder::new(view::NOTICE_OUTBOX).done()
+}
+
+/// The request id and person of an outbox key.
+pub fn decode_notice_outbox(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.strip_prefix(&[view::NOTICE_OUTBOX])?;
+    let mut parts = rest.split(|b| *b == 0);
+    let request = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let link = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    Some((request, link))
 }
 
 /// Candidate index: individual insured number → person.

@@ -6,7 +6,7 @@
 //! writes the same bytes.
 
 use ledger::domain::*;
-use ledger::event::{Payload, UnlinkReason};
+use ledger::event::{NoticeFailure, Payload, UnlinkReason};
 use ledger::log::{Offset, Partition};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -197,6 +197,72 @@ pub struct LinkRequestStatus {
     pub notice_requested: bool,
     pub requested_by: EventRef,
     pub outcome: Option<LinkOutcome>,
+    /// The key sealing the holder's contact address while it may exist;
+    /// `None` when no address was given or once it is erased.
+    pub contact_key: Option<Uuid>,
+    /// The `ContactErased` that recorded the key's destruction.
+    pub contact_erased_by: Option<EventRef>,
+    /// The completion notice, once the link completed and one was asked for.
+    pub notice: Option<NoticeStatus>,
+}
+
+impl LinkRequestStatus {
+    /// Whether the notifier has work left: a notice to publish or e-mail,
+    /// or a contact key to destroy once nothing needs it.
+    pub fn has_work(&self) -> bool {
+        let notice_open = self.notice.as_ref().is_some_and(|n| !n.is_settled());
+        let decided = self.outcome.is_some();
+        notice_open || (decided && self.contact_key.is_some())
+    }
+}
+
+/// Where a link-completion notice stands (the notices outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeStatus {
+    /// The notice's id on the notices topic: the `CardLinked` event's id.
+    pub notice_id: Uuid,
+    pub state: NoticeState,
+    /// An e-mail is due too (the holder gave an address).
+    pub email: bool,
+    /// E-mail attempts so far.
+    pub attempts: u32,
+    /// When the next e-mail attempt is due (UTC), after a failed one.
+    pub retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The e-mail's `Message-ID`, once an attempt started.
+    pub message_id: Option<String>,
+    /// The relay's reply to the delivered e-mail.
+    pub relay_reply: Option<String>,
+    /// The last failed attempt's failure and detail.
+    pub last_failure: Option<(NoticeFailure, String)>,
+    /// Every event that changed the notice, oldest first (provenance): the
+    /// `CardLinked` that made it due, then its progress.
+    pub trail: Vec<EventRef>,
+}
+
+impl NoticeStatus {
+    /// Nothing more will happen to it.
+    pub fn is_settled(&self) -> bool {
+        match self.state {
+            NoticeState::Delivered | NoticeState::Parked => true,
+            NoticeState::Published => !self.email,
+            NoticeState::Pending | NoticeState::Sending => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeState {
+    /// Due; not yet on the notices topic.
+    Pending,
+    /// On the notices topic; settled unless an e-mail is due.
+    Published,
+    /// An e-mail attempt was handed to the relay; no outcome recorded yet.
+    Sending,
+    /// The relay accepted the e-mail.
+    Delivered,
+    /// Given up, with the last failure as the reason.
+    Parked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

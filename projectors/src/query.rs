@@ -86,6 +86,9 @@ pub struct HistoryEntry {
 pub struct History {
     pub link: String,
     pub versions: Vec<HistoryEntry>,
+    /// Card-link requests, their decisions and completion notices, each
+    /// with the events that made them.
+    pub link_requests: Vec<LinkRequestStatus>,
 }
 
 impl Views {
@@ -257,6 +260,43 @@ impl Views {
             .collect()
     }
 
+    /// A link request by its id alone, with its person (ids are unique per
+    /// person; in the rare case two persons used one, both are returned).
+    pub fn link_request_by_id(
+        &self,
+        request_id: &RequestId,
+    ) -> Result<Vec<(LinkNumber, LinkRequestStatus)>, ProjectorError> {
+        let mut out = Vec::new();
+        let prefix = keys::request_index_prefix(request_id.as_str());
+        for link in self.candidates(&prefix)? {
+            let key = keys::link_request(&link, request_id.as_str());
+            if let (Some(status), Ok(link)) = (
+                self.get_value::<LinkRequestStatus>(&key)?,
+                LinkNumber::parse(&link),
+            ) {
+                out.push((link, status));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The notices outbox: every link request with notice or erasure work
+    /// left, in request-id order.
+    pub fn notice_outbox(&self) -> Result<Vec<(LinkNumber, LinkRequestStatus)>, ProjectorError> {
+        let mut out = Vec::new();
+        for (key, _) in self.scan(&keys::notice_outbox_prefix())? {
+            let Some((request, link)) = keys::decode_notice_outbox(&key) else {
+                continue;
+            };
+            if let Some(status) =
+                self.get_value::<LinkRequestStatus>(&keys::link_request(&link, &request))?
+            {
+                out.extend(LinkNumber::parse(&link).ok().map(|l| (l, status)));
+            }
+        }
+        Ok(out)
+    }
+
     /// The persons `serial` is linked to now (an open link, as known now).
     pub fn holders_of(&self, serial: &CardSerial) -> Result<Vec<LinkNumber>, ProjectorError> {
         let mut out = Vec::new();
@@ -293,7 +333,8 @@ impl Views {
     /// event that made (and closed) it, in record-time order.
     pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ProjectorError> {
         let rows = self.rows_of(link.as_str())?;
-        if rows.is_empty() {
+        let link_requests = self.link_requests(link)?;
+        if rows.is_empty() && link_requests.is_empty() {
             return Ok(None);
         }
         let mut versions: Vec<HistoryEntry> = rows
@@ -329,6 +370,7 @@ impl Views {
         Ok(Some(History {
             link: link.as_str().to_owned(),
             versions,
+            link_requests,
         }))
     }
 

@@ -154,7 +154,7 @@ impl Views {
     }
 
     /// The stored value under `key`, decoded.
-    fn get_value<T: serde::de::DeserializeOwned>(
+    pub(crate) fn get_value<T: serde::de::DeserializeOwned>(
         &self,
         key: &ViewKey,
     ) -> Result<Option<T>, ProjectorError> {

@@ -15,7 +15,8 @@ use crate::keys::ViewKey;
 
 pub(crate) struct Txn<'db> {
     db: &'db DB,
-    writes: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Pending writes; `None` deletes the key.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl<'db> Txn<'db> {
@@ -28,7 +29,7 @@ impl<'db> Txn<'db> {
 
     pub(crate) fn get_raw(&self, key: &ViewKey) -> Result<Option<Vec<u8>>, ProjectorError> {
         if let Some(v) = self.writes.get(key.as_bytes()) {
-            return Ok(Some(v.clone()));
+            return Ok(v.clone());
         }
         self.db
             .get(key.as_bytes())
@@ -53,7 +54,11 @@ impl<'db> Txn<'db> {
     }
 
     pub(crate) fn put_raw(&mut self, key: ViewKey, value: Vec<u8>) {
-        self.writes.insert(key.into_bytes(), value);
+        self.writes.insert(key.into_bytes(), Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, key: ViewKey) {
+        self.writes.insert(key.into_bytes(), None);
     }
 
     pub(crate) fn put<T: Serialize>(&mut self, key: ViewKey, value: &T) {
@@ -67,7 +72,10 @@ impl<'db> Txn<'db> {
     pub(crate) fn into_batch(self) -> WriteBatch {
         let mut batch = WriteBatch::default();
         for (k, v) in self.writes {
-            batch.put(k, v);
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
         }
         batch
     }

@@ -36,7 +36,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ledger::domain::{
     Branch, CardNumber, CardSerial, CardSymbol, Day, IndividualInsuredNumber, InsurerNumber,
-    LinkNumber, PublisherId, RequestId,
+    LinkNumber, PublisherId, RequestId, SealedContact,
 };
 use ledger::error::FieldError;
 use ledger::event::{
@@ -46,6 +46,7 @@ use ledger::event::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::contact::{ContactAddress, ContactError};
 use crate::service::{Ledger, ServiceError, Submitted, Wait};
 
 /// How long a decision waits for its events to reach the views, so the next
@@ -61,6 +62,9 @@ pub struct LinkRequest {
     pub card_number: CardNumber,
     pub branch: Option<Branch>,
     pub notice_requested: bool,
+    /// Where to e-mail the notice, if the holder gave an address. Used only
+    /// for a completed link with a notice asked for, and then sealed.
+    pub contact: Option<ContactAddress>,
     /// Who forwarded the request (the portal).
     pub source: PublisherId,
 }
@@ -146,8 +150,9 @@ impl Decider {
                 .expect("a request id makes a valid person id")
         };
         let reject = |link: LinkNumber, reason: LinkRejectionReason, detail: String| {
+            // No notice follows a rejection: the address is dropped unsealed.
             let events = vec![
-                self.event(request, &link, requested(request, &serial)),
+                self.event(request, &link, requested(request, &serial, None)),
                 self.event(
                     request,
                     &link,
@@ -201,17 +206,21 @@ impl Decider {
                 linked_on: *linked_on,
             });
         }
-        let mut events = vec![self.event(request, &person, requested(request, &serial))];
+        if let Some((_, since)) = open.iter().find(|(_, since)| *since >= today) {
+            // Linked today already: a link cannot end the day it began.
+            return reject(
+                person,
+                LinkRejectionReason::Other,
+                format!("another card was linked on {since}; a renewed card can be linked from the next day"),
+            );
+        }
+        let contact = match (&request.contact, request.notice_requested) {
+            (Some(address), true) => Some(ledger.contacts().seal(&request.request_id, address)?),
+            _ => None,
+        };
+        let mut events = vec![self.event(request, &person, requested(request, &serial, contact))];
         let mut replaced = Vec::new();
-        for (old, since) in open {
-            if since >= today {
-                // Linked today already: a link cannot end the day it began.
-                return reject(
-                    person,
-                    LinkRejectionReason::Other,
-                    format!("another card was linked on {since}; a renewed card can be linked from the next day"),
-                );
-            }
+        for (old, _) in open {
             events.push(self.event(
                 request,
                 &person,
@@ -318,7 +327,11 @@ fn new_event(source: &PublisherId, link: &LinkNumber, payload: Payload) -> Event
     }
 }
 
-fn requested(request: &LinkRequest, serial: &CardSerial) -> Payload {
+fn requested(
+    request: &LinkRequest,
+    serial: &CardSerial,
+    contact: Option<SealedContact>,
+) -> Payload {
     Payload::CardLinkRequested(CardLinkRequested {
         request_id: request.request_id.clone(),
         card_serial: serial.clone(),
@@ -327,6 +340,7 @@ fn requested(request: &LinkRequest, serial: &CardSerial) -> Payload {
         card_number: request.card_number.clone(),
         branch: request.branch.clone(),
         notice_requested: request.notice_requested,
+        contact,
     })
 }
 
@@ -356,6 +370,9 @@ pub enum DecideError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Views(#[from] projectors::ProjectorError),
+    /// The contact address could not be sealed (key store unwritable).
+    #[error(transparent)]
+    Contact(#[from] ContactError),
     /// The decision's events were logged but the projector refused one.
     #[error("the decision was logged but could not be applied: {0}")]
     NotApplied(String),

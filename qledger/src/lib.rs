@@ -5,8 +5,10 @@
 pub mod cardcert;
 pub mod cardlink;
 pub mod cli;
+pub mod contact;
 pub mod http;
 pub mod import;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod notices;
 pub mod service;

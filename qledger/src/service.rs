@@ -26,6 +26,8 @@ use crate::cardcert::{self, CardAuthority, CertificateRefusal};
 use crate::cardlink::{
     CertificateCheck, DecideError, Decider, LinkDecision, LinkRequest, Unlinked,
 };
+use crate::contact::ContactKeys;
+use crate::notices::{NoticeSettings, Notifier};
 
 /// Default number of log partitions for a new data directory.
 pub const DEFAULT_PARTITIONS: u32 = 8;
@@ -45,6 +47,8 @@ pub enum ServiceError {
     },
     #[error("cannot encode event: {0}")]
     Encode(String),
+    #[error("contact key store: {0}")]
+    Keys(String),
 }
 
 /// How long intake waits, after the durable append, for the projector.
@@ -113,200 +117,22 @@ pub fn append_request(event: &Event) -> Result<AppendRequest, ServiceError> {
     })
 }
 
-/// One data directory, open.
-#[derive(Debug)]
-pub struct Ledger {
-    data: PathBuf,
+/// The log, the views and the projector of a ledger: what appending and
+/// reading need, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct Core {
     log: Arc<dyn EventLog>,
     views: Arc<Views>,
     projector: Arc<Projector>,
-    stop: Arc<AtomicBool>,
-    /// Projector threads and [attached](Ledger::attach) ones, joined at shutdown.
-    threads: Vec<JoinHandle<()>>,
-    projecting: bool,
-    /// Verifies card certificates for link requests, when configured.
-    cards: Option<Arc<CardAuthority>>,
-    decider: Decider,
 }
 
-/// Why a link request got no decision.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkRequestError {
-    /// No trust anchors are configured (`[cards]` in the settings file).
-    #[error(
-        "card certificate verification is not configured (the [cards] table of the settings file)"
-    )]
-    NotConfigured,
-    /// The request or its certificate is unusable (which field, why).
-    #[error("{0}")]
-    Invalid(FieldError),
-    #[error(transparent)]
-    Decide(#[from] DecideError),
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
-    move |source| ServiceError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-impl Ledger {
-    /// Opens (creating if needed) the data directory with the embedded log.
-    /// Views in an old key format are dropped and rebuilt from the log.
-    pub fn open(data: &Path, partitions: u32) -> Result<Ledger, ServiceError> {
-        Ledger::open_with(data, partitions, RecordTimePolicy::LogAppendTime)
-    }
-
-    /// Like [`Ledger::open`], choosing how the log stamps record times
-    /// (`CreateTime` for importing history with its producers' times).
-    pub fn open_with(
-        data: &Path,
-        partitions: u32,
-        policy: RecordTimePolicy,
-    ) -> Result<Ledger, ServiceError> {
-        std::fs::create_dir_all(data).map_err(io(data))?;
-        let log_dir = data.join("log");
-        let log = if log_dir.join("CURRENT").exists() {
-            EmbeddedLog::open_existing(&log_dir)?
-        } else {
-            EmbeddedLog::open(&log_dir, partitions)?
-        };
-        log.set_record_time_policy(policy);
-        Ledger::with_log(data, Arc::new(log))
-    }
-
-    /// Opens the views of `data` over any event log.
-    pub fn with_log(data: &Path, log: Arc<dyn EventLog>) -> Result<Ledger, ServiceError> {
-        let views_dir = data.join("views");
-        let views = match Views::open(&views_dir) {
-            Err(ProjectorError::FormatMismatch {
-                found, expected, ..
-            }) => {
-                tracing::warn!(
-                    found,
-                    expected,
-                    "views are in an old format; rebuilding from the log"
-                );
-                std::fs::remove_dir_all(&views_dir).map_err(io(&views_dir))?;
-                Views::open(&views_dir)?
-            }
-            other => other?,
-        };
-        let views = Arc::new(views);
-        let projector = Arc::new(Projector::new(Arc::clone(&views), Arc::clone(&log))?);
-        Ok(Ledger {
-            data: data.to_owned(),
-            log,
-            views,
-            projector,
-            stop: Arc::new(AtomicBool::new(false)),
-            threads: Vec::new(),
-            projecting: false,
-            cards: None,
-            decider: Decider::default(),
-        })
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data
-    }
-
+impl Core {
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
     }
 
     pub fn views(&self) -> &Arc<Views> {
         &self.views
-    }
-
-    pub fn projector(&self) -> &Arc<Projector> {
-        &self.projector
-    }
-
-    /// Starts the projector threads (one per partition).
-    pub fn start_projector(&mut self) {
-        let all = Arc::new(Assignment::all(self.log.partitions()));
-        self.start_projector_assigned(all);
-    }
-
-    /// Starts the projector threads, projecting only what `assignment` owns
-    /// (a consumer group's share, with a Kafka log).
-    pub fn start_projector_assigned(&mut self, assignment: Arc<Assignment>) {
-        if !self.projecting {
-            self.projecting = true;
-            let threads = self
-                .projector
-                .spawn_assigned(Arc::clone(&self.stop), assignment);
-            self.threads.extend(threads);
-        }
-    }
-
-    /// Joins `thread` at shutdown; it must end soon after
-    /// [`stop_flag`](Ledger::stop_flag) is set.
-    pub fn attach(&mut self, thread: JoinHandle<()>) {
-        self.threads.push(thread);
-    }
-
-    /// Verifies link requests' certificates with `cards` from now on.
-    pub fn set_card_authority(&mut self, cards: Arc<CardAuthority>) {
-        self.cards = Some(cards);
-    }
-
-    /// Decides a card holder's link request (see [`crate::cardlink`]): the
-    /// certificate is verified now, against the configured anchors and CRLs,
-    /// and the decision, on today's date in Japan, is logged.
-    pub fn request_card_link(
-        &self,
-        request: &LinkRequest,
-        certificate: &[u8],
-    ) -> Result<LinkDecision, LinkRequestError> {
-        let cards = self.cards.as_ref().ok_or(LinkRequestError::NotConfigured)?;
-        let check = match cards.verify(certificate, RecordTime::now()) {
-            Ok(serial) => CertificateCheck::Valid(serial),
-            Err(refusal) => {
-                // The serial of a refused certificate is still logged with
-                // the refusal; one that cannot even be read is bad input.
-                let serial = cardcert::unverified_serial(certificate).map_err(|e| {
-                    LinkRequestError::Invalid(FieldError::new("certificate", e.to_string()))
-                })?;
-                let reason = match refusal {
-                    CertificateRefusal::Expired { .. } => LinkRejectionReason::CertificateExpired,
-                    CertificateRefusal::Revoked { .. } => LinkRejectionReason::CertificateRevoked,
-                    _ => LinkRejectionReason::CertificateInvalid,
-                };
-                CertificateCheck::Refused {
-                    serial,
-                    reason,
-                    detail: format!("{}: {refusal}", refusal.reason_code()),
-                }
-            }
-        };
-        Ok(self
-            .decider
-            .decide(self, request, check, Day::today_in_japan())?)
-    }
-
-    /// Ends the link of `serial` on `on` (see [`Decider::unlink`]); `None`
-    /// when it is linked to nobody now.
-    pub fn unlink_card(
-        &self,
-        serial: &CardSerial,
-        on: Day,
-        reason: UnlinkReason,
-        source: &PublisherId,
-    ) -> Result<Option<Unlinked>, DecideError> {
-        self.decider.unlink(self, serial, on, reason, source)
-    }
-
-    /// Set when the ledger shuts down; background tasks tied to it stop.
-    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
-        &self.stop
-    }
-
-    /// Projects everything in the log now, on the calling thread.
-    pub fn catch_up(&self) -> Result<projectors::ApplyStats, ServiceError> {
-        Ok(self.projector.catch_up()?)
     }
 
     /// Validates and appends JSON events; one outcome per event, in order.
@@ -414,6 +240,288 @@ impl Ledger {
     fn same_as_logged(&self, p: Position, value: &[u8]) -> Result<bool, ServiceError> {
         let logged = self.log.read(p.partition, p.offset, 1)?;
         Ok(logged.first().is_some_and(|r| r.value == value))
+    }
+}
+
+/// One data directory, open.
+#[derive(Debug)]
+pub struct Ledger {
+    data: PathBuf,
+    log: Arc<dyn EventLog>,
+    views: Arc<Views>,
+    projector: Arc<Projector>,
+    stop: Arc<AtomicBool>,
+    /// Projector threads and [attached](Ledger::attach) ones, joined at shutdown.
+    threads: Vec<JoinHandle<()>>,
+    projecting: bool,
+    /// Verifies card certificates for link requests, when configured.
+    cards: Option<Arc<CardAuthority>>,
+    decider: Decider,
+    /// The erasable key store of sealed contact addresses (`keys/`).
+    contacts: Arc<ContactKeys>,
+    /// Where completion notices are published: the notices topic, or the
+    /// embedded `notices/` log, opened when the notifier starts.
+    notices_log: Option<Arc<dyn EventLog>>,
+    /// The partitions this process projects (and notifies for).
+    assignment: Option<Arc<Assignment>>,
+}
+
+/// Why a link request got no decision.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkRequestError {
+    /// No trust anchors are configured (`[cards]` in the settings file).
+    #[error(
+        "card certificate verification is not configured (the [cards] table of the settings file)"
+    )]
+    NotConfigured,
+    /// The request or its certificate is unusable (which field, why).
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
+    move |source| ServiceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the data directory with the embedded log.
+    /// Views in an old key format are dropped and rebuilt from the log.
+    pub fn open(data: &Path, partitions: u32) -> Result<Ledger, ServiceError> {
+        Ledger::open_with(data, partitions, RecordTimePolicy::LogAppendTime)
+    }
+
+    /// Like [`Ledger::open`], choosing how the log stamps record times
+    /// (`CreateTime` for importing history with its producers' times).
+    pub fn open_with(
+        data: &Path,
+        partitions: u32,
+        policy: RecordTimePolicy,
+    ) -> Result<Ledger, ServiceError> {
+        std::fs::create_dir_all(data).map_err(io(data))?;
+        let log_dir = data.join("log");
+        let log = if log_dir.join("CURRENT").exists() {
+            EmbeddedLog::open_existing(&log_dir)?
+        } else {
+            EmbeddedLog::open(&log_dir, partitions)?
+        };
+        log.set_record_time_policy(policy);
+        Ledger::with_log(data, Arc::new(log))
+    }
+
+    /// Opens the views of `data` over any event log.
+    pub fn with_log(data: &Path, log: Arc<dyn EventLog>) -> Result<Ledger, ServiceError> {
+        let views_dir = data.join("views");
+        let views = match Views::open(&views_dir) {
+            Err(ProjectorError::FormatMismatch {
+                found, expected, ..
+            }) => {
+                tracing::warn!(
+                    found,
+                    expected,
+                    "views are in an old format; rebuilding from the log"
+                );
+                std::fs::remove_dir_all(&views_dir).map_err(io(&views_dir))?;
+                Views::open(&views_dir)?
+            }
+            other => other?,
+        };
+        let views = Arc::new(views);
+        let projector = Arc::new(Projector::new(Arc::clone(&views), Arc::clone(&log))?);
+        let keys_dir = data.join("keys");
+        let contacts =
+            ContactKeys::open(&keys_dir).map_err(|e| ServiceError::Keys(e.to_string()))?;
+        Ok(Ledger {
+            data: data.to_owned(),
+            log,
+            views,
+            projector,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            projecting: false,
+            cards: None,
+            decider: Decider::default(),
+            contacts: Arc::new(contacts),
+            notices_log: None,
+            assignment: None,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    pub fn views(&self) -> &Arc<Views> {
+        &self.views
+    }
+
+    pub fn projector(&self) -> &Arc<Projector> {
+        &self.projector
+    }
+
+    /// Starts the projector threads (one per partition).
+    pub fn start_projector(&mut self) {
+        let all = Arc::new(Assignment::all(self.log.partitions()));
+        self.start_projector_assigned(all);
+    }
+
+    /// Starts the projector threads, projecting only what `assignment` owns
+    /// (a consumer group's share, with a Kafka log).
+    pub fn start_projector_assigned(&mut self, assignment: Arc<Assignment>) {
+        if !self.projecting {
+            self.projecting = true;
+            self.assignment = Some(Arc::clone(&assignment));
+            let threads = self
+                .projector
+                .spawn_assigned(Arc::clone(&self.stop), assignment);
+            self.threads.extend(threads);
+        }
+    }
+
+    /// Joins `thread` at shutdown; it must end soon after
+    /// [`stop_flag`](Ledger::stop_flag) is set.
+    pub fn attach(&mut self, thread: JoinHandle<()>) {
+        self.threads.push(thread);
+    }
+
+    /// The erasable key store of sealed contact addresses.
+    pub fn contacts(&self) -> &Arc<ContactKeys> {
+        &self.contacts
+    }
+
+    /// Publishes completion notices to `log` (the notices topic) instead of
+    /// the embedded `notices/` log.
+    pub fn set_notices_log(&mut self, log: Arc<dyn EventLog>) {
+        self.notices_log = Some(log);
+    }
+
+    /// Starts the notifier thread (see [`crate::notices`]) for the
+    /// partitions this process projects; call after the projector started.
+    pub fn start_notifier(&mut self, settings: NoticeSettings) -> Result<(), ServiceError> {
+        let notices = match &self.notices_log {
+            Some(log) => Arc::clone(log),
+            None => {
+                let dir = self.data.join("notices");
+                let log = if dir.join("CURRENT").exists() {
+                    EmbeddedLog::open_existing(&dir)?
+                } else {
+                    EmbeddedLog::open(&dir, self.log.partitions())?
+                };
+                let log: Arc<dyn EventLog> = Arc::new(log);
+                self.notices_log = Some(Arc::clone(&log));
+                log
+            }
+        };
+        let assignment = self
+            .assignment
+            .clone()
+            .unwrap_or_else(|| Arc::new(Assignment::all(self.log.partitions())));
+        let notifier = Notifier::new(settings, notices, Arc::clone(&self.contacts), assignment);
+        let core = self.core();
+        let stop = Arc::clone(&self.stop);
+        let thread = std::thread::Builder::new()
+            .name("notifier".into())
+            .spawn(move || notifier.run(&core, &stop))
+            .map_err(|source| ServiceError::Io {
+                path: self.data.clone(),
+                source,
+            })?;
+        self.threads.push(thread);
+        Ok(())
+    }
+
+    /// Verifies link requests' certificates with `cards` from now on.
+    pub fn set_card_authority(&mut self, cards: Arc<CardAuthority>) {
+        self.cards = Some(cards);
+    }
+
+    /// Decides a card holder's link request (see [`crate::cardlink`]): the
+    /// certificate is verified now, against the configured anchors and CRLs,
+    /// and the decision, on today's date in Japan, is logged.
+    pub fn request_card_link(
+        &self,
+        request: &LinkRequest,
+        certificate: &[u8],
+    ) -> Result<LinkDecision, LinkRequestError> {
+        let cards = self.cards.as_ref().ok_or(LinkRequestError::NotConfigured)?;
+        let check = match cards.verify(certificate, RecordTime::now()) {
+            Ok(serial) => CertificateCheck::Valid(serial),
+            Err(refusal) => {
+                // The serial of a refused certificate is still logged with
+                // the refusal; one that cannot even be read is bad input.
+                let serial = cardcert::unverified_serial(certificate).map_err(|e| {
+                    LinkRequestError::Invalid(FieldError::new("certificate", e.to_string()))
+                })?;
+                let reason = match refusal {
+                    CertificateRefusal::Expired { .. } => LinkRejectionReason::CertificateExpired,
+                    CertificateRefusal::Revoked { .. } => LinkRejectionReason::CertificateRevoked,
+                    _ => LinkRejectionReason::CertificateInvalid,
+                };
+                CertificateCheck::Refused {
+                    serial,
+                    reason,
+                    detail: format!("{}: {refusal}", refusal.reason_code()),
+                }
+            }
+        };
+        Ok(self
+            .decider
+            .decide(self, request, check, Day::today_in_japan())?)
+    }
+
+    /// Ends the link of `serial` on `on` (see [`Decider::unlink`]); `None`
+    /// when it is linked to nobody now.
+    pub fn unlink_card(
+        &self,
+        serial: &CardSerial,
+        on: Day,
+        reason: UnlinkReason,
+        source: &PublisherId,
+    ) -> Result<Option<Unlinked>, DecideError> {
+        self.decider.unlink(self, serial, on, reason, source)
+    }
+
+    /// Set when the ledger shuts down; background tasks tied to it stop.
+    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
+        &self.stop
+    }
+
+    /// Projects everything in the log now, on the calling thread.
+    pub fn catch_up(&self) -> Result<projectors::ApplyStats, ServiceError> {
+        Ok(self.projector.catch_up()?)
+    }
+
+    /// The log, views and projector as a cloneable handle, for workers
+    /// (the notifier) that append and read from their own threads.
+    pub fn core(&self) -> Core {
+        Core {
+            log: Arc::clone(&self.log),
+            views: Arc::clone(&self.views),
+            projector: Arc::clone(&self.projector),
+        }
+    }
+
+    /// Validates and appends JSON events; one outcome per event, in order.
+    /// Invalid events are refused without affecting the others.
+    pub fn submit_json(
+        &self,
+        events: Vec<serde_json::Value>,
+        wait: Wait,
+    ) -> Result<Vec<Submitted>, ServiceError> {
+        self.core().submit_json(events, wait)
+    }
+
+    /// Appends already-built events (validated here too).
+    pub fn submit(&self, events: Vec<Event>, wait: Wait) -> Result<Vec<Submitted>, ServiceError> {
+        self.core().submit(events, wait)
     }
 
     pub fn eligibility(

@@ -39,6 +39,7 @@ fn request(id: &str, number: &str) -> LinkRequest {
         card_number: number.parse().unwrap(),
         branch: Some("01".parse().unwrap()),
         notice_requested: true,
+        contact: None,
         source: "portal".parse().unwrap(),
     }
 }

@@ -163,6 +163,9 @@ def to_python(schema, datum):
         raise ValueError(f"{datum!r} fits no branch of {schema}")
     if isinstance(schema, avro.schema.ArraySchema):
         return [to_python(schema.items, item) for item in datum]
+    if schema.type == "bytes" and isinstance(datum, list):
+        # Bytes travel as a JSON array of byte values.
+        return bytes(datum)
     if isinstance(schema, avro.schema.MapSchema):
         return {k: to_python(schema.values, v) for k, v in datum.items()}
     if logical == "date":

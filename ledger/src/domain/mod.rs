@@ -7,11 +7,13 @@
 
 pub mod card;
 pub mod checkdigit;
+pub mod contact;
 pub mod ids;
 pub mod person;
 pub mod time;
 
 pub use card::*;
+pub use contact::SealedContact;
 pub use ids::*;
 pub use person::*;
 pub use time::{Day, RecordTime};

@@ -130,13 +130,18 @@ schema_files!(
     QualificationRetracted => ["1"],
     CertificateIssued => ["1"],
     CertificateEnded => ["1"],
-    CardLinkRequested => ["1"],
+    CardLinkRequested => ["1", "2"],
     CardLinked => ["1"],
     CardLinkRejected => ["1", "2"],
     CardUnlinked => ["1"],
     SubsidyGranted => ["1"],
     SubsidyChanged => ["1"],
     SubsidyEnded => ["1"],
+    NoticePublished => ["1"],
+    NoticeSendStarted => ["1"],
+    NoticeDelivered => ["1"],
+    NoticeDeliveryFailed => ["1"],
+    ContactErased => ["1"],
 );
 
 /// The contract: current schemas and every historic version, by fingerprint.
@@ -505,6 +510,13 @@ local_enum_symbols!(LinkRejectionReason {
     CertificateRevoked => "CERTIFICATE_REVOKED",
 });
 
+local_enum_symbols!(NoticeFailure {
+    TemporaryFailure => "TEMPORARY_FAILURE",
+    PermanentFailure => "PERMANENT_FAILURE",
+    OutcomeUnknown => "OUTCOME_UNKNOWN",
+    ContactUnavailable => "CONTACT_UNAVAILABLE",
+});
+
 local_enum_symbols!(UnlinkReason {
     CardRenewed => "CARD_RENEWED",
     CardReissued => "CARD_REISSUED",
@@ -546,6 +558,14 @@ fn opt<T>(o: &Option<T>, f: impl FnOnce(&T) -> Value) -> Value {
 }
 fn enums<E: AvroEnum>(items: &[E]) -> Value {
     Value::Array(items.iter().map(|e| e.to_avro()).collect())
+}
+
+fn sealed_contact(c: &SealedContact) -> Value {
+    Rec::new()
+        .put("key_id", Value::Uuid(c.key_id))
+        .put("nonce", Value::Bytes(c.nonce.clone()))
+        .put("ciphertext", Value::Bytes(c.ciphertext.clone()))
+        .done()
 }
 
 fn envelope_value(e: &Envelope, t: EventType) -> Value {
@@ -649,7 +669,8 @@ pub fn to_value(event: &Event) -> Value {
             &p.card_number,
             &p.branch,
         )
-        .put("notice_requested", Value::Boolean(p.notice_requested)),
+        .put("notice_requested", Value::Boolean(p.notice_requested))
+        .put("contact", opt(&p.contact, sealed_contact)),
         Payload::CardLinked(p) => insured(
             r.put("request_id", opt(&p.request_id, s))
                 .put("card_serial", s(&p.card_serial)),
@@ -692,6 +713,31 @@ pub fn to_value(event: &Event) -> Value {
         Payload::SubsidyEnded(p) => r
             .put("subsidy_id", s(&p.subsidy_id))
             .put("ended_on", date(p.ended_on)),
+        Payload::NoticePublished(p) => r
+            .put("request_id", s(&p.request_id))
+            .put("notice_id", Value::Uuid(p.notice_id)),
+        Payload::NoticeSendStarted(p) => r
+            .put("request_id", s(&p.request_id))
+            .put("attempt", int(&p.attempt))
+            .put("message_id", s(&p.message_id)),
+        Payload::NoticeDelivered(p) => r
+            .put("request_id", s(&p.request_id))
+            .put("attempt", int(&p.attempt))
+            .put("relay_reply", s(&p.relay_reply)),
+        Payload::NoticeDeliveryFailed(p) => r
+            .put("request_id", s(&p.request_id))
+            .put("attempt", int(&p.attempt))
+            .put("failure", p.failure.to_avro())
+            .put("detail", s(&p.detail))
+            .put(
+                "retry_at",
+                opt(&p.retry_at, |t| {
+                    Value::TimestampMicros(t.timestamp_micros())
+                }),
+            ),
+        Payload::ContactErased(p) => r
+            .put("request_id", s(&p.request_id))
+            .put("key_id", Value::Uuid(p.key_id)),
     }
     .done()
 }
@@ -880,6 +926,33 @@ impl<'a> Fields<'a> {
         }
     }
 
+    fn uuid(&self, name: &str) -> Result<Uuid, FieldError> {
+        let v = self.required(name)?;
+        self.uuid_value(name, v)
+    }
+
+    fn int<T: TryFrom<i64>>(&self, name: &str) -> Result<T, FieldError> {
+        let n = self.int_value(name, self.required(name)?)?;
+        T::try_from(n).map_err(|_| self.err(name, format!("{n} is out of range")))
+    }
+
+    fn bytes(&self, name: &str) -> Result<Vec<u8>, FieldError> {
+        match self.required(name)? {
+            Value::Bytes(b) | Value::Fixed(_, b) => Ok(b.clone()),
+            other => Err(self.err(name, format!("expected bytes, got {other:?}"))),
+        }
+    }
+
+    fn timestamp_value(&self, name: &str, v: &Value) -> Result<DateTime<Utc>, FieldError> {
+        match v {
+            Value::TimestampMicros(m) | Value::Long(m) => {
+                DateTime::<Utc>::from_timestamp_micros(*m)
+                    .ok_or_else(|| self.err(name, "out of range"))
+            }
+            other => Err(self.err(name, format!("expected timestamp-micros, got {other:?}"))),
+        }
+    }
+
     fn boolean(&self, name: &str) -> Result<bool, FieldError> {
         match self.required(name)? {
             Value::Boolean(b) => Ok(*b),
@@ -897,21 +970,11 @@ fn envelope_from(value: &Value, t: EventType) -> Result<Envelope, FieldError> {
             format!("must equal the record name {}, got {declared:?}", t.name()),
         ));
     }
-    let produced = match f.required("produced_at")? {
-        Value::TimestampMicros(m) | Value::Long(m) => *m,
-        other => {
-            return Err(f.err(
-                "produced_at",
-                format!("expected timestamp-micros, got {other:?}"),
-            ))
-        }
-    };
     Ok(Envelope {
-        event_id: f.uuid_value("event_id", f.required("event_id")?)?,
+        event_id: f.uuid("event_id")?,
         source: f.parse("source")?,
         link: f.parse("link")?,
-        produced_at: DateTime::<Utc>::from_timestamp_micros(produced)
-            .ok_or_else(|| f.err("produced_at", "out of range"))?,
+        produced_at: f.timestamp_value("produced_at", f.required("produced_at")?)?,
     })
 }
 
@@ -994,6 +1057,10 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
             card_number: f.parse("card_number")?,
             branch: f.parse_opt("branch")?,
             notice_requested: f.boolean("notice_requested")?,
+            contact: f
+                .maybe("contact")?
+                .map(|v| sealed_contact_from(v, "contact."))
+                .transpose()?,
         }),
         EventType::CardLinked => Payload::CardLinked(CardLinked {
             request_id: f.parse_opt("request_id")?,
@@ -1042,8 +1109,45 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
             subsidy_id: f.parse("subsidy_id")?,
             ended_on: f.date("ended_on")?,
         }),
+        EventType::NoticePublished => Payload::NoticePublished(NoticePublished {
+            request_id: f.parse("request_id")?,
+            notice_id: f.uuid("notice_id")?,
+        }),
+        EventType::NoticeSendStarted => Payload::NoticeSendStarted(NoticeSendStarted {
+            request_id: f.parse("request_id")?,
+            attempt: f.int("attempt")?,
+            message_id: f.string("message_id")?,
+        }),
+        EventType::NoticeDelivered => Payload::NoticeDelivered(NoticeDelivered {
+            request_id: f.parse("request_id")?,
+            attempt: f.int("attempt")?,
+            relay_reply: f.string("relay_reply")?,
+        }),
+        EventType::NoticeDeliveryFailed => Payload::NoticeDeliveryFailed(NoticeDeliveryFailed {
+            request_id: f.parse("request_id")?,
+            attempt: f.int("attempt")?,
+            failure: f.enumerated("failure")?,
+            detail: f.string("detail")?,
+            retry_at: f
+                .maybe("retry_at")?
+                .map(|v| f.timestamp_value("retry_at", v))
+                .transpose()?,
+        }),
+        EventType::ContactErased => Payload::ContactErased(ContactErased {
+            request_id: f.parse("request_id")?,
+            key_id: f.uuid("key_id")?,
+        }),
     };
     Ok(Event { envelope, payload })
+}
+
+fn sealed_contact_from(value: &Value, prefix: &'static str) -> Result<SealedContact, FieldError> {
+    let f = Fields::of(value, prefix)?;
+    Ok(SealedContact {
+        key_id: f.uuid("key_id")?,
+        nonce: f.bytes("nonce")?,
+        ciphertext: f.bytes("ciphertext")?,
+    })
 }
 
 #[cfg(test)]

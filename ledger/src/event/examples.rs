@@ -109,6 +109,11 @@ pub fn all() -> Vec<Event> {
                 card_number: "1234".parse().unwrap(),
                 branch: Some("01".parse().unwrap()),
                 notice_requested: true,
+                contact: Some(SealedContact {
+                    key_id: Uuid::from_u128(0x0190_a1b2_c3d4_7000_8000_0000_0000_00c1),
+                    nonce: (0..12).collect(),
+                    ciphertext: (0..40).map(|i| i * 3).collect(),
+                }),
             }
             .into(),
         ),
@@ -180,6 +185,51 @@ pub fn all() -> Vec<Event> {
             SubsidyEnded {
                 subsidy_id: "S-0001".parse().unwrap(),
                 ended_on: day("2025-04-01"),
+            }
+            .into(),
+        ),
+        (
+            "qledger.notifier",
+            NoticePublished {
+                request_id: "R-0001".parse().unwrap(),
+                notice_id: Uuid::from_u128(0x0190_a1b2_c3d4_7000_8000_0000_0000_00d1),
+            }
+            .into(),
+        ),
+        (
+            "qledger.notifier",
+            NoticeSendStarted {
+                request_id: "R-0001".parse().unwrap(),
+                attempt: 1,
+                message_id: "<0190a1b2-c3d4-7000-8000-0000000000d1@notices.qledger.invalid>".into(),
+            }
+            .into(),
+        ),
+        (
+            "qledger.notifier",
+            NoticeDelivered {
+                request_id: "R-0001".parse().unwrap(),
+                attempt: 2,
+                relay_reply: "250 2.0.0 Ok: queued as 4Z8K1".into(),
+            }
+            .into(),
+        ),
+        (
+            "qledger.notifier",
+            NoticeDeliveryFailed {
+                request_id: "R-0001".parse().unwrap(),
+                attempt: 1,
+                failure: NoticeFailure::TemporaryFailure,
+                detail: "421 4.3.2 service not available".into(),
+                retry_at: Some(Utc.with_ymd_and_hms(2024, 4, 10, 0, 5, 0).single().unwrap()),
+            }
+            .into(),
+        ),
+        (
+            "qledger.notifier",
+            ContactErased {
+                request_id: "R-0001".parse().unwrap(),
+                key_id: Uuid::from_u128(0x0190_a1b2_c3d4_7000_8000_0000_0000_00c1),
             }
             .into(),
         ),

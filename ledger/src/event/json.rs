@@ -81,6 +81,11 @@ fn payload(t: EventType, body: Value) -> Result<Payload, FieldError> {
         EventType::SubsidyGranted => Payload::SubsidyGranted(typed(body, "")?),
         EventType::SubsidyChanged => Payload::SubsidyChanged(typed(body, "")?),
         EventType::SubsidyEnded => Payload::SubsidyEnded(typed(body, "")?),
+        EventType::NoticePublished => Payload::NoticePublished(typed(body, "")?),
+        EventType::NoticeSendStarted => Payload::NoticeSendStarted(typed(body, "")?),
+        EventType::NoticeDelivered => Payload::NoticeDelivered(typed(body, "")?),
+        EventType::NoticeDeliveryFailed => Payload::NoticeDeliveryFailed(typed(body, "")?),
+        EventType::ContactErased => Payload::ContactErased(typed(body, "")?),
     })
 }
 
@@ -161,6 +166,11 @@ pub fn to_value(event: &Event) -> Value {
         Payload::SubsidyGranted(p) => to_json(p),
         Payload::SubsidyChanged(p) => to_json(p),
         Payload::SubsidyEnded(p) => to_json(p),
+        Payload::NoticePublished(p) => to_json(p),
+        Payload::NoticeSendStarted(p) => to_json(p),
+        Payload::NoticeDelivered(p) => to_json(p),
+        Payload::NoticeDeliveryFailed(p) => to_json(p),
+        Payload::ContactErased(p) => to_json(p),
     };
     if let Value::Object(fields) = body {
         // Absent optional fields are left out rather than written as null.

@@ -106,7 +106,27 @@ event_types!(
     SubsidyGranted,
     SubsidyChanged,
     SubsidyEnded,
+    NoticePublished,
+    NoticeSendStarted,
+    NoticeDelivered,
+    NoticeDeliveryFailed,
+    ContactErased,
 );
+
+impl EventType {
+    /// The types only the ledger's notifier writes: the progress of a
+    /// link-completion notice. Publishers never send them.
+    pub fn is_notice_progress(self) -> bool {
+        matches!(
+            self,
+            EventType::NoticePublished
+                | EventType::NoticeSendStarted
+                | EventType::NoticeDelivered
+                | EventType::NoticeDeliveryFailed
+                | EventType::ContactErased
+        )
+    }
+}
 
 impl std::fmt::Display for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -312,6 +332,10 @@ pub struct CardLinkRequested {
     #[serde(default)]
     pub branch: Option<Branch>,
     pub notice_requested: bool,
+    /// The holder's e-mail address for the notice, sealed under a key of
+    /// its own (schema v2): never in the clear in the log.
+    #[serde(default)]
+    pub contact: Option<SealedContact>,
 }
 
 impl CardLinkRequested {
@@ -463,4 +487,76 @@ pub struct SubsidyEnded {
     pub subsidy_id: SubsidyId,
     /// First day not valid.
     pub ended_on: Day,
+}
+
+/// The link-completion notice of a request is on the notices topic (or the
+/// embedded notices log), where the holder's portal inbox picks it up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticePublished {
+    pub request_id: RequestId,
+    /// The notice's id on the notices topic; consumers de-duplicate by it.
+    pub notice_id: Uuid,
+}
+
+/// Write-ahead record of an e-mail attempt: the notice is about to be handed
+/// to the SMTP relay. An attempt with no outcome after it was interrupted by
+/// a crash and is never retried blindly (it may have been delivered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeSendStarted {
+    pub request_id: RequestId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The e-mail's `Message-ID`, the same on every attempt.
+    pub message_id: String,
+}
+
+/// The SMTP relay accepted the notice e-mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeDelivered {
+    pub request_id: RequestId,
+    pub attempt: u32,
+    /// The relay's reply (addresses removed).
+    pub relay_reply: String,
+}
+
+/// Why an e-mail attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NoticeFailure {
+    /// The relay could not be reached or answered 4xx: worth retrying.
+    TemporaryFailure,
+    /// The relay answered 5xx: retrying would not help.
+    PermanentFailure,
+    /// The process stopped between handing the e-mail to the relay and
+    /// recording the reply: it may have been delivered, so it is not resent.
+    OutcomeUnknown,
+    /// The sealed address cannot be opened (its key is gone or wrong).
+    ContactUnavailable,
+}
+
+/// An e-mail attempt failed. With `retry_at` the notice is tried again then;
+/// without, it is parked for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeDeliveryFailed {
+    pub request_id: RequestId,
+    pub attempt: u32,
+    pub failure: NoticeFailure,
+    /// What went wrong, without personal data.
+    pub detail: String,
+    /// When to try again (UTC); `None`: parked.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// The key that sealed the request's contact address was destroyed: the
+/// address is unrecoverable from here on (crypto-shredding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactErased {
+    pub request_id: RequestId,
+    pub key_id: Uuid,
 }

@@ -133,6 +133,11 @@ pub fn type_number(t: EventType) -> u32 {
         EventType::SubsidyGranted => 11,
         EventType::SubsidyChanged => 12,
         EventType::SubsidyEnded => 13,
+        EventType::NoticePublished => 14,
+        EventType::NoticeSendStarted => 15,
+        EventType::NoticeDelivered => 16,
+        EventType::NoticeDeliveryFailed => 17,
+        EventType::ContactErased => 18,
     }
 }
 
@@ -452,7 +457,7 @@ mod tests {
         assert_eq!(schema_id(EventType::SubsidyEnded, 2), 13002);
         // The numbers are fixed; this list only grows.
         let pinned: Vec<u32> = EventType::ALL.iter().map(|&t| type_number(t)).collect();
-        assert_eq!(pinned, (1..=13).collect::<Vec<u32>>());
+        assert_eq!(pinned, (1..=18).collect::<Vec<u32>>());
     }
 
     #[test]
@@ -483,7 +488,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_resolve_to_nothing() {
-        for id in [0, 1, 999, 1000, 1999, 14001, 99_001, u32::MAX] {
+        for id in [0, 1, 999, 1000, 1999, 19001, 99_001, u32::MAX] {
             assert!(by_id(id).is_none(), "{id}");
         }
         let latest = Contract::get()

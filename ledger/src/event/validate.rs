@@ -21,13 +21,56 @@ pub(super) fn event(e: &Event) -> Result<(), FieldError> {
         Payload::QualificationRetracted(p) => retracted(p),
         Payload::CertificateIssued(p) => certificate(p),
         Payload::CertificateEnded(_) => Ok(()),
-        Payload::CardLinkRequested(p) => p.insured_number().map(drop),
+        Payload::CardLinkRequested(p) => {
+            p.insured_number()?;
+            match &p.contact {
+                Some(c) => c.validate("contact"),
+                None => Ok(()),
+            }
+        }
         Payload::CardLinked(p) => p.insured_number().map(drop),
         Payload::CardLinkRejected(_) | Payload::CardUnlinked(_) => Ok(()),
         Payload::SubsidyGranted(p) => subsidy_granted(p),
         Payload::SubsidyChanged(p) => subsidy_changed(p),
         Payload::SubsidyEnded(_) => Ok(()),
+        Payload::NoticePublished(_) | Payload::ContactErased(_) => Ok(()),
+        Payload::NoticeSendStarted(p) => {
+            attempt(p.attempt)?;
+            one_line("message_id", &p.message_id, MAX_MESSAGE_ID)
+        }
+        Payload::NoticeDelivered(p) => {
+            attempt(p.attempt)?;
+            one_line("relay_reply", &p.relay_reply, MAX_FREE_TEXT)
+        }
+        Payload::NoticeDeliveryFailed(p) => {
+            attempt(p.attempt)?;
+            one_line("detail", &p.detail, MAX_FREE_TEXT)
+        }
     }
+}
+
+/// RFC 5322's line limit, which bounds a `Message-ID`.
+const MAX_MESSAGE_ID: usize = 998;
+
+fn attempt(n: u32) -> Result<(), FieldError> {
+    if n == 0 {
+        return Err(FieldError::new("attempt", "must be 1 or more"));
+    }
+    Ok(())
+}
+
+/// Free text on one line, at most `max` characters, with no address in it.
+fn one_line(field: &str, text: &str, max: usize) -> Result<(), FieldError> {
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text.contains(['\r', '\n']) {
+        return Err(FieldError::new(field, "must be one line"));
+    }
+    Ok(())
 }
 
 fn envelope(e: &Envelope) -> Result<(), FieldError> {

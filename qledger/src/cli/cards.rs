@@ -19,6 +19,7 @@ use serde_json::json;
 use super::remote::{encode, Remote};
 use super::{card_authority, open_ledger, print_json, status, Target};
 use crate::cardlink::{LinkDecision, LinkRequest};
+use crate::contact::ContactAddress;
 use crate::service::{LinkRequestError, DEFAULT_PARTITIONS};
 
 #[derive(Debug, Args)]
@@ -44,6 +45,10 @@ pub struct LinkCardArgs {
     /// The holder wants a completion notice.
     #[arg(long)]
     pub notice: bool,
+    /// E-mail the notice here (with --notice); the address is sealed and
+    /// erased once the notice is sent.
+    #[arg(long, value_name = "ADDRESS", requires = "notice")]
+    pub contact_email: Option<String>,
     /// Publisher id of the forwarding system.
     #[arg(long, value_name = "ID", default_value = "portal")]
     pub source: PublisherId,
@@ -84,6 +89,12 @@ pub(super) fn link(args: LinkCardArgs) -> Result<ExitCode> {
         card_number: args.number,
         branch: args.branch,
         notice_requested: args.notice,
+        contact: args
+            .contact_email
+            .as_deref()
+            .map(ContactAddress::parse)
+            .transpose()
+            .map_err(|e| anyhow!("--contact-email: {e}"))?,
         source: args.source,
     };
     request
@@ -98,6 +109,7 @@ pub(super) fn link(args: LinkCardArgs) -> Result<ExitCode> {
             "number": request.card_number.to_string(),
             "branch": request.branch.as_ref().map(|b| b.to_string()),
             "notice_requested": request.notice_requested,
+            "contact_email": args.contact_email,
             "source": request.source.to_string(),
         });
         let answer = Remote::new(server)?.post("/v1/card-links", &body)?;

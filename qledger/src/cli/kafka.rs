@@ -57,6 +57,7 @@ mod enabled {
         let dead_letters: Arc<dyn EventLog> = Arc::new(topics.dead_letters);
         let mut ledger = Ledger::with_log(data, Arc::clone(&events))
             .with_context(|| format!("opening the views in {}", data.display()))?;
+        ledger.set_notices_log(Arc::new(topics.notices));
         let assignment = Arc::new(Assignment::none(events.partitions()));
         ledger.start_projector_assigned(Arc::clone(&assignment));
         let stop = Arc::clone(ledger.stop_flag());

@@ -32,6 +32,7 @@ use serde::Serialize;
 
 use crate::cardcert::{CardAuthority, CardAuthorityConfig};
 use crate::http;
+use crate::notices::NoticeSettings;
 use crate::service::{Ledger, DEFAULT_PARTITIONS};
 
 /// The default data directory.
@@ -341,26 +342,37 @@ fn open_ledger(data: &Path, partitions: u32) -> Result<Ledger> {
     })
 }
 
-/// The card-certificate verifier of the settings file's `[cards]` table
-/// (trust anchors, intermediates, CRLs), if it has one.
-fn card_authority(config: Option<&Path>) -> Result<Option<std::sync::Arc<CardAuthority>>> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        cards: Option<CardAuthorityConfig>,
-    }
+/// The tables of the settings file this module reads (`[kafka]` is read by
+/// [`kafka::settings`]).
+#[derive(Debug, Default, serde::Deserialize)]
+struct SettingsFile {
+    #[serde(default)]
+    cards: Option<CardAuthorityConfig>,
+    #[serde(default)]
+    notices: Option<NoticeSettings>,
+}
+
+fn settings_file(config: Option<&Path>) -> Result<SettingsFile> {
     let Some(path) = config else {
-        return Ok(None);
+        return Ok(SettingsFile::default());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the settings file {}", path.display()))?;
-    let file: File =
-        toml::from_str(&text).with_context(|| format!("settings file {}", path.display()))?;
-    let Some(cards) = file.cards else {
+    toml::from_str(&text).with_context(|| format!("settings file {}", path.display()))
+}
+
+/// The card-certificate verifier of the settings file's `[cards]` table
+/// (trust anchors, intermediates, CRLs), if it has one.
+fn card_authority(config: Option<&Path>) -> Result<Option<std::sync::Arc<CardAuthority>>> {
+    let Some(cards) = settings_file(config)?.cards else {
         return Ok(None);
     };
-    let authority = CardAuthority::load(&cards)
-        .with_context(|| format!("the [cards] table of {}", path.display()))?;
+    let authority = CardAuthority::load(&cards).with_context(|| {
+        format!(
+            "the [cards] table of {}",
+            config.unwrap_or(Path::new("")).display()
+        )
+    })?;
     Ok(Some(std::sync::Arc::new(authority)))
 }
 
@@ -396,18 +408,20 @@ fn serve_ledger(
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let cards = card_authority(args.kafka.config.as_deref())?;
-    if let Some(settings) = kafka::settings(&args.kafka)? {
-        let mut ledger = kafka::open_ledger(&args.data, &settings)?;
-        if let Some(cards) = cards {
-            ledger.set_card_authority(cards);
-        }
-        serve_ledger(ledger, &args.listen, |_, _| {})?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut ledger = open_ledger(&args.data, args.partitions)?;
+    let notices = settings_file(args.kafka.config.as_deref())?
+        .notices
+        .unwrap_or_default();
+    let mut ledger = match kafka::settings(&args.kafka)? {
+        Some(settings) => kafka::open_ledger(&args.data, &settings)?,
+        None => open_ledger(&args.data, args.partitions)?,
+    };
     if let Some(cards) = cards {
         ledger.set_card_authority(cards);
     }
+    ledger.start_projector();
+    ledger
+        .start_notifier(notices)
+        .context("starting the notifier")?;
     serve_ledger(ledger, &args.listen, |_, _| {})?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,30 +6,89 @@
 //! ([`LinkDecision`]): `linked` (201), `already_linked` or `rejected` with
 //! the reason (200). The certificate is verified and dropped; only its
 //! serial is kept. No decision logic lives here.
+//!
+//! `GET /v1/card-links/requests/{request_id}` answers where a request stands:
+//! its decision, its completion notice (state, attempts, last failure, the
+//! events that moved it) and whether its contact address is erased.
+//! `GET /v1/notices` lists the notices outbox: requests with work left.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use ledger::domain::{
-    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, PublisherId, RequestId,
+    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, LinkNumber, PublisherId,
+    RequestId,
 };
 use ledger::error::FieldError;
 use ledger::event::UnlinkReason;
+use projectors::model::LinkRequestStatus;
 use serde::Deserialize;
 
 use super::problem::{ApiError, Json, Path};
 use crate::cardlink::{DecideError, LinkDecision, LinkRequest};
+use crate::contact::ContactAddress;
 use crate::service::{Ledger, LinkRequestError};
 
 pub(super) fn routes() -> Router<Arc<Ledger>> {
     Router::new()
         .route("/v1/card-links", post(request_link))
         .route("/v1/card-links/{serial}/unlink", post(unlink))
+        .route("/v1/card-links/requests/{request_id}", get(request_status))
+        .route("/v1/notices", get(outbox))
+}
+
+/// A link request with its person.
+#[derive(Debug, serde::Serialize)]
+struct RequestAnswer {
+    link: LinkNumber,
+    #[serde(flatten)]
+    request: LinkRequestStatus,
+}
+
+async fn request_status(
+    State(ledger): State<Arc<Ledger>>,
+    Path(request_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let request_id = request_id
+        .parse::<RequestId>()
+        .map_err(|e| ApiError::parameter("request_id", e.to_string()))?;
+    let mut found = ledger
+        .views()
+        .link_request_by_id(&request_id)
+        .map_err(|e| ApiError::Service(e.into()))?;
+    match found.len() {
+        0 => Err(ApiError::NotFound {
+            what: "link request",
+        }),
+        1 => {
+            let (link, request) = found.remove(0);
+            Ok(Json(RequestAnswer { link, request }).into_response())
+        }
+        _ => Ok(Json(
+            found
+                .into_iter()
+                .map(|(link, request)| RequestAnswer { link, request })
+                .collect::<Vec<_>>(),
+        )
+        .into_response()),
+    }
+}
+
+async fn outbox(State(ledger): State<Arc<Ledger>>) -> Result<Response, ApiError> {
+    let open = ledger
+        .views()
+        .notice_outbox()
+        .map_err(|e| ApiError::Service(e.into()))?;
+    let answers: Vec<RequestAnswer> = open
+        .into_iter()
+        .map(|(link, request)| RequestAnswer { link, request })
+        .collect();
+    Ok(Json(serde_json::json!({ "open": answers })).into_response())
 }
 
 /// The body of `POST /v1/card-links/{serial}/unlink`.
@@ -105,6 +164,9 @@ struct LinkRequestBody {
     branch: Option<String>,
     #[serde(default)]
     notice_requested: bool,
+    /// Where to e-mail the completion notice; sealed, then erased once sent.
+    #[serde(default)]
+    contact_email: Option<String>,
     /// The forwarding system's publisher id [default: `portal`].
     #[serde(default)]
     source: Option<String>,
@@ -128,6 +190,9 @@ impl LinkRequestBody {
                 .map(|s| field("branch", s.parse::<Branch>()))
                 .transpose()?,
             notice_requested: self.notice_requested,
+            contact: optional(self.contact_email)
+                .map(|s| field("contact_email", ContactAddress::parse(&s)))
+                .transpose()?,
             source: field(
                 "source",
                 self.source

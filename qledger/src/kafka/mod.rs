@@ -10,7 +10,7 @@
 //! | `qledger.inbound` | insurers' own systems, any Kafka client | the [relay](relay) |
 //! | `qledger.events` | the ledger only (intake, relay) | projectors, replay |
 //! | `qledger.dead-letters` | the relay | operators |
-//! | `qledger.notices` | (card-link notices, later) | notifiers |
+//! | `qledger.notices` | link-completion notices (JSON, key: person) | the notifier; portals |
 //!
 //! The events topic is the log of record ([`KafkaLog`]); the ledger stamps
 //! each record's time there (see [`ledger::log::kafka`]), so external
@@ -258,6 +258,8 @@ impl KafkaSettings {
 pub struct Topics {
     pub events: KafkaLog,
     pub dead_letters: KafkaLog,
+    /// Link-completion notices, for the holders' portal inbox.
+    pub notices: KafkaLog,
 }
 
 impl Topics {
@@ -265,11 +267,12 @@ impl Topics {
     pub fn connect(settings: &KafkaSettings) -> Result<Topics, LogError> {
         let events = KafkaLog::connect(settings.log_config(&settings.events_topic))?;
         let dead_letters = KafkaLog::connect(settings.log_config(&settings.dead_letter_topic))?;
+        let notices = KafkaLog::connect(settings.log_config(&settings.notices_topic))?;
         kafka_log::ensure_topic(&settings.log_config(&settings.inbound_topic))?;
-        kafka_log::ensure_topic(&settings.log_config(&settings.notices_topic))?;
         Ok(Topics {
             events,
             dead_letters,
+            notices,
         })
     }
 }

@@ -140,7 +140,7 @@ impl Drop for Server {
 /// An Avro value as the plain JSON datum fastavro and the Python `avro`
 /// library take: records as objects, unions as the bare value (or null),
 /// enums as symbols, `date` as days, `timestamp-micros` as microseconds,
-/// `uuid` as text.
+/// `uuid` as text, `bytes` as an array of byte values.
 pub fn datum(v: &Avro) -> Value {
     match v {
         Avro::Null => Value::Null,
@@ -149,6 +149,7 @@ pub fn datum(v: &Avro) -> Value {
         Avro::Long(n) | Avro::TimestampMicros(n) => json!(n),
         Avro::String(s) => json!(s),
         Avro::Uuid(u) => json!(u.to_string()),
+        Avro::Bytes(b) => json!(b),
         Avro::Enum(_, symbol) => json!(symbol),
         Avro::Union(_, inner) => datum(inner),
         Avro::Array(items) => Value::Array(items.iter().map(datum).collect()),
