@@ -3,15 +3,13 @@
 //! the refusals (revoked and expired certificates, an unknown number, a serial
 //! linked elsewhere, bad input), an unlink, and a server without `[cards]`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
 use base64::Engine;
-use ledger::event::{examples, json, Payload};
 use serde_json::{json, Value};
 
 mod support;
+use support::cards::*;
 use support::pki::*;
 use support::{qledger, Server};
 
@@ -23,92 +21,21 @@ fn serve(data: &Path, config: Option<&Path>) -> Server {
     }
 }
 
-/// One HTTP/1.1 exchange over a fresh connection: status and JSON body.
 fn http(server: &Server, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(server.addr()).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        server.addr(),
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // Bodies are short; a chunked one is a single chunk.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body.split_once("\r\n")
-            .map(|(_, rest)| rest)
-            .unwrap_or(body)
-    } else {
-        body
-    };
-    let end = body.rfind('}').map(|i| i + 1).unwrap_or(0);
-    (
-        status,
-        serde_json::from_str(&body[..end]).unwrap_or(Value::Null),
-    )
-}
-
-/// An acquisition of person `link` at 01130012, あいう 番号 `number` 枝番 01.
-fn acquisition(link: &str, number: &str, qualification: &str) -> Value {
-    let mut e = examples::all().remove(0);
-    e.envelope.event_id = uuid::Uuid::now_v7();
-    e.envelope.link = link.parse().unwrap();
-    let Payload::QualificationAcquired(q) = &mut e.payload else {
-        unreachable!()
-    };
-    q.card_number = number.parse().unwrap();
-    q.qualification_id = qualification.parse().unwrap();
-    json::to_value(&e)
-}
-
-fn link_request(id: &str, number: &str, certificate: &str) -> Value {
-    json!({
-        "request_id": id,
-        "certificate": certificate,
-        "insurer": "01130012",
-        "symbol": "あいう",
-        "number": number,
-        "branch": "01",
-        "notice_requested": true,
-    })
+    server.http(method, path, body)
 }
 
 #[test]
 fn link_requests_over_http_are_decided_with_verified_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let root = ca("Test JPKI Root CA", None);
-    // Valid now (2026 on): the CRL must not be past its nextUpdate.
-    let fresh_crl = crl_with(&root, &[&[0xcc, 0x03]], 1, (2026, 1, 1), (2035, 1, 1));
-    std::fs::write(dir.path().join("root.pem"), &root.pem).unwrap();
-    std::fs::write(dir.path().join("root.crl.pem"), &fresh_crl.pem).unwrap();
-    let config = dir.path().join("qledger.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[cards]\ntrust_anchors = [\"{0}/root.pem\"]\ncrls = [\"{0}/root.crl.pem\"]\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
-    let valid = |serial: &[u8]| {
-        let mut s = spec(serial);
-        s.to = (2035, 1, 1);
-        issue(&root, s)
-    };
+    let setup = card_setup(dir.path(), "");
+    let (root, config) = (&setup.root, setup.config.clone());
+    let valid = |serial: &[u8]| setup.card(serial);
     let good = valid(&[0xaa, 0x01]);
     let revoked = valid(&[0xcc, 0x03]);
     let mut expired_spec = spec(&[0xdd, 0x04]);
     (expired_spec.from, expired_spec.to) = ((2020, 1, 1), (2025, 1, 1));
-    let expired = issue(&root, expired_spec);
+    let expired = issue(root, expired_spec);
     let der_base64 = base64::engine::general_purpose::STANDARD.encode(&good.der);
 
     let server = serve(&dir.path().join("data"), Some(&config));

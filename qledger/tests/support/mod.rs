@@ -3,6 +3,7 @@
 //! JSON form of Avro data that other implementations take.
 #![allow(dead_code)]
 
+pub mod cards;
 pub mod pki;
 
 use std::collections::BTreeSet;
@@ -45,11 +46,17 @@ pub struct Server {
 impl Server {
     /// `qledger serve ARGS --listen 127.0.0.1:0`, once it says where it listens.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with(args, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qledger"))
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .env_remove("QLEDGER_CONFIG")
             .env_remove("QLEDGER_KAFKA_BOOTSTRAP")
             .stdin(Stdio::null())
@@ -102,6 +109,74 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+    }
+
+    /// Waits for the process to end on its own (a crash), up to `within`.
+    pub fn wait_exit(mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("serve did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One HTTP/1.1 exchange over a fresh connection: status and JSON body
+    /// (`Value::Null` when the body is not JSON).
+    pub fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.try_http(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Server::http`], with the connection's failure as an error.
+    pub fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Value)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.addr())?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr(),
+            body.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
+        // Bodies are short; a chunked one is a single chunk.
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            body.split_once("\r\n")
+                .map(|(_, rest)| rest)
+                .unwrap_or(body)
+        } else {
+            body
+        };
+        let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(0);
+        Ok((
+            status,
+            serde_json::from_str(&body[..end]).unwrap_or(Value::Null),
+        ))
     }
 
     /// SIGTERM, and a clean exit within a minute.
