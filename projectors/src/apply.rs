@@ -415,10 +415,12 @@ impl Ctx<'_, '_> {
                     )
                     .into());
                 };
-                if u.unlinked_on <= open.valid_from {
+                // On linked_on itself: the link is void (a card replaced the
+                // day it was linked); its period is empty.
+                if u.unlinked_on < open.valid_from {
                     return Ok(reject_at(
                         "unlinked_on",
-                        format!("must be after linked_on ({})", open.valid_from),
+                        format!("must not be before linked_on ({})", open.valid_from),
                     )
                     .into());
                 }

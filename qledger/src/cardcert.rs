@@ -246,6 +246,17 @@ struct CrlSet {
 struct LoadedCrl {
     path: PathBuf,
     list: CertRevocationList<'static>,
+    /// The card serials it revokes and when (empty for a CRL of no
+    /// configured CA, which is never used).
+    revoked: Vec<RevokedCard>,
+}
+
+/// A card certificate a CRL in force revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCard {
+    pub serial: CardSerial,
+    /// The CRL entry's revocation date.
+    pub revoked_at: RecordTime,
 }
 
 /// What the CRL files looked like when last looked at.
@@ -343,6 +354,18 @@ impl CardAuthority {
     /// more for each reload that took effect.
     pub fn crl_generation(&self) -> u64 {
         self.current_crls().generation
+    }
+
+    /// Every card certificate the CRLs in force revoke, with the generation
+    /// of that CRL set.
+    pub fn revoked_cards(&self) -> (u64, Vec<RevokedCard>) {
+        let crls = self.current_crls();
+        let cards = crls
+            .lists
+            .iter()
+            .flat_map(|l| l.revoked.iter().cloned())
+            .collect();
+        (crls.generation, cards)
     }
 
     /// Whether certificates are checked against CRLs (`crls` not empty).
@@ -816,7 +839,8 @@ fn load_crls(
                 .iter()
                 .filter(|ca| ca.subject == list.issuer())
                 .peekable();
-            if issuers.peek().is_none() {
+            let issuers_known = issuers.peek().is_some();
+            if !issuers_known {
                 tracing::warn!(
                     file = %path.display(),
                     "a card certificate CRL is issued by none of the configured CAs; it is never used"
@@ -828,6 +852,11 @@ fn load_crls(
                         .to_owned(),
                 ));
             }
+            let revoked = if issuers_known {
+                revoked_cards(path, &der)?
+            } else {
+                Vec::new()
+            };
             if let Some(other) = lists.iter().find(|other| {
                 other.list.issuer() == list.issuer()
                     && other.list.issuing_distribution_point() == list.issuing_distribution_point()
@@ -840,10 +869,31 @@ fn load_crls(
             lists.push(LoadedCrl {
                 path: path.clone(),
                 list,
+                revoked,
             });
         }
     }
     Ok((lists, stamps))
+}
+
+/// The entries of a CRL whose signature verified, as card serials. An entry
+/// whose serial is no card serial (zero, too long) is skipped: no card
+/// carries it.
+fn revoked_cards(path: &Path, der: &[u8]) -> Result<Vec<RevokedCard>, CardCertError> {
+    let list = webpki::BorrowedCertRevocationList::from_der(der)
+        .map_err(|e| invalid(path, format!("not a usable X.509 v2 CRL ({e:?})")))?;
+    let mut out = Vec::new();
+    for entry in &list {
+        let entry =
+            entry.map_err(|e| invalid(path, format!("a revoked-certificate entry ({e:?})")))?;
+        if let Ok(serial) = card_serial(entry.serial_number) {
+            out.push(RevokedCard {
+                serial,
+                revoked_at: record_time(entry.revocation_date),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the CRL `crl_der` is signed by the key of `spki_der`, with one

@@ -20,7 +20,8 @@
 //!    linked to this person already, the request changes nothing;
 //! 4. any other card linked to the person is a renewed or reissued card:
 //!    its link ends on the request date (`CARD_RENEWED`), and the new serial
-//!    is linked from that date.
+//!    is linked from that date. An old card linked that same day never
+//!    identified the person on any day: its link ends the day it began.
 //!
 //! A request whose number nobody carries is logged under a person id of its
 //! own (`UNMATCHED-<request id>`), so rejected requests are in the log too.
@@ -206,14 +207,6 @@ impl Decider {
                 linked_on: *linked_on,
             });
         }
-        if let Some((_, since)) = open.iter().find(|(_, since)| *since >= today) {
-            // Linked today already: a link cannot end the day it began.
-            return reject(
-                person,
-                LinkRejectionReason::Other,
-                format!("another card was linked on {since}; a renewed card can be linked from the next day"),
-            );
-        }
         let contact = match (&request.contact, request.notice_requested) {
             (Some(address), true) => Some(ledger.contacts().seal(&request.request_id, address)?),
             _ => None,
@@ -269,38 +262,79 @@ impl Decider {
         reason: UnlinkReason,
         source: &PublisherId,
     ) -> Result<Option<Unlinked>, DecideError> {
+        self.end_link(ledger, serial, reason, source, |since| {
+            if on < since {
+                return Err(DecideError::Invalid(FieldError::new(
+                    "on",
+                    format!("must not be before the day the card was linked ({since})"),
+                )));
+            }
+            Ok(on)
+        })
+    }
+
+    /// Ends the link of a card whose certificate a CRL revoked at
+    /// `revoked_on` (Japan): from that day, or from the link's first day if
+    /// the link came later (the link is then void). `None` when the serial
+    /// is linked to nobody now.
+    pub fn unlink_revoked(
+        &self,
+        ledger: &Ledger,
+        serial: &CardSerial,
+        revoked_on: Day,
+        source: &PublisherId,
+    ) -> Result<Option<Unlinked>, DecideError> {
+        self.end_link(
+            ledger,
+            serial,
+            UnlinkReason::CertificateRevoked,
+            source,
+            |since| Ok(revoked_on.max(since)),
+        )
+    }
+
+    /// Logs `CardUnlinked` for every open link of `serial`, on the day `on`
+    /// chooses from the link's first day.
+    fn end_link(
+        &self,
+        ledger: &Ledger,
+        serial: &CardSerial,
+        reason: UnlinkReason,
+        source: &PublisherId,
+        on: impl Fn(Day) -> Result<Day, DecideError>,
+    ) -> Result<Option<Unlinked>, DecideError> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let views = ledger.views();
         let mut events = Vec::new();
+        let mut ended_on = None;
         for holder in views.holders_of(serial)? {
-            let linked_on = views
+            let Some(since) = views
                 .open_card_links(&holder)?
                 .into_iter()
                 .find(|(s, _)| s == serial)
-                .map(|(_, since)| since);
-            if let Some(since) = linked_on.filter(|since| on <= *since) {
-                return Err(DecideError::Invalid(FieldError::new(
-                    "on",
-                    format!("must be after the day the card was linked ({since})"),
-                )));
-            }
+                .map(|(_, since)| since)
+            else {
+                continue;
+            };
+            let day = on(since)?;
+            ended_on = Some(day);
             events.push(new_event(
                 source,
                 &holder,
                 Payload::CardUnlinked(CardUnlinked {
                     card_serial: serial.clone(),
-                    unlinked_on: on,
+                    unlinked_on: day,
                     reason,
                 }),
             ));
         }
-        if events.is_empty() {
+        let Some(unlinked_on) = ended_on else {
             return Ok(None);
-        }
+        };
         log(ledger, events)?;
         Ok(Some(Unlinked {
             card_serial: serial.clone(),
-            unlinked_on: on,
+            unlinked_on,
             reason,
         }))
     }

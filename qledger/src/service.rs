@@ -29,6 +29,9 @@ use crate::cardlink::{
 use crate::contact::ContactKeys;
 use crate::notices::{NoticeSettings, Notifier};
 
+/// The publisher id of the unlinks the CRL sweep logs.
+pub const REVOCATION_SOURCE: &str = "qledger.revocations";
+
 /// Default number of log partitions for a new data directory.
 pub const DEFAULT_PARTITIONS: u32 = 8;
 
@@ -264,6 +267,8 @@ pub struct Ledger {
     notices_log: Option<Arc<dyn EventLog>>,
     /// The partitions this process projects (and notifies for).
     assignment: Option<Arc<Assignment>>,
+    /// The CRL generation whose revoked cards were last unlinked.
+    revocations_swept: std::sync::Mutex<u64>,
 }
 
 /// Why a link request got no decision.
@@ -348,6 +353,7 @@ impl Ledger {
             contacts: Arc::new(contacts),
             notices_log: None,
             assignment: None,
+            revocations_swept: std::sync::Mutex::new(0),
         })
     }
 
@@ -475,6 +481,44 @@ impl Ledger {
         Ok(self
             .decider
             .decide(self, request, check, Day::today_in_japan())?)
+    }
+
+    /// The card-certificate verifier, when configured.
+    pub fn card_authority(&self) -> Option<&Arc<CardAuthority>> {
+        self.cards.as_ref()
+    }
+
+    /// Unlinks every linked card whose certificate the CRLs in force revoke
+    /// (`CERTIFICATE_REVOKED`, from the revocation date in Japan), once per
+    /// CRL set: the CRL files are looked at now and reloaded if changed.
+    pub fn sweep_revoked_cards(&self) -> Result<Vec<Unlinked>, DecideError> {
+        let Some(cards) = &self.cards else {
+            return Ok(Vec::new());
+        };
+        // A broken file is logged by the authority; the set in force stays.
+        let _ = cards.reload_crls();
+        let (generation, revoked) = cards.revoked_cards();
+        let mut swept = self
+            .revocations_swept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *swept == generation {
+            return Ok(Vec::new());
+        }
+        let source: PublisherId = REVOCATION_SOURCE.parse().expect("a valid publisher id");
+        let mut out = Vec::new();
+        for card in revoked {
+            let day = Day::in_japan(card.revoked_at);
+            if let Some(u) = self
+                .decider
+                .unlink_revoked(self, &card.serial, day, &source)?
+            {
+                tracing::info!(unlinked_on = %u.unlinked_on, "a linked card's certificate is revoked: unlinked");
+                out.push(u);
+            }
+        }
+        *swept = generation;
+        Ok(out)
     }
 
     /// Ends the link of `serial` on `on` (see [`Decider::unlink`]); `None`

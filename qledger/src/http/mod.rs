@@ -91,12 +91,34 @@ pub async fn serve(
     let ledger = Arc::new(ledger);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving the HTTP API");
+    let sweeper = ledger
+        .card_authority()
+        .map(|_| tokio::spawn(sweep_revocations(Arc::clone(&ledger))));
     let served = axum::serve(listener, router(Arc::clone(&ledger)))
         .with_graceful_shutdown(shutdown)
         .await;
     tracing::info!("HTTP API stopped; shutting the ledger down");
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+        let _ = sweeper.await;
+    }
     close(ledger).await;
     served
+}
+
+/// Unlinks the cards the configured CRLs revoke, at start and whenever the
+/// CRL files change (looked at every second).
+async fn sweep_revocations(ledger: Arc<Ledger>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let sweeping = Arc::clone(&ledger);
+        match tokio::task::spawn_blocking(move || sweeping.sweep_revoked_cards()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "unlinking revoked cards failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "the revocation sweep stopped"),
+        }
+    }
 }
 
 /// Shuts the ledger down once no request holds it any more: the blocking task
