@@ -2402,8 +2402,36 @@ fn limit_certificate(em: &mut Emitter<'_>, p: &Person, record: &mut QualRecord) 
     let id = em.certificate_id();
     let mut cert = certificate(id, record, kind, valid_from, Some(valid_until));
     cert.limit_category = Some(category);
-    let issued_at = issue(em, record, publish_on, cert);
+    let mut issued_at = issue(em, record, publish_on, cert);
     let last_day = valid_until.min(record.end().pred()).min(today);
+    // 所得区分 reassessed in August: the 適用区分 changes mid-validity.
+    let reassessed = add_months(first_of_month(applied), 4);
+    if kind == CertificateKind::LimitApplication
+        && em.rng.chance(150)
+        && valid_from < reassessed
+        && reassessed <= last_day
+    {
+        let category = if category == LimitCategory::C {
+            LimitCategory::D
+        } else {
+            LimitCategory::C
+        };
+        let at = em.publish(record.desk, reassessed).max(issued_at.plus(60));
+        let cert = record.certificates.last().expect("just issued");
+        em.emit(
+            at,
+            &record.source,
+            CertificateChanged {
+                certificate_id: cert.id.clone(),
+                effective_on: reassessed,
+                limit_category: Some(category),
+                monthly_cap_yen: None,
+                copay: None,
+                valid_until: None,
+            },
+        );
+        issued_at = at;
+    }
     if em.rng.chance(100) && valid_from.succ() <= last_day {
         let ended_on = day_in(&mut em.rng, valid_from.succ(), last_day);
         let returned_on = ended_on.add_days(em.rng.days(0, 5));
@@ -3218,7 +3246,8 @@ mod tests {
         );
     }
 
-    const PINNED_DIGEST: u64 = 0x0F5F_644B_6E70_6587;
+    // Changed when 限度額適用 certificates began to change their 適用区分 mid-validity.
+    const PINNED_DIGEST: u64 = 0x94E6_4B68_14E5_3C54;
 
     #[test]
     fn event_ids_are_unique_uuidv7_stamped_with_produced_at() {
@@ -3602,6 +3631,10 @@ mod tests {
                 Payload::CertificateEnded(c) => {
                     let ok = self.person.certificates.contains(&c.certificate_id);
                     self.check(ok, e, "end of no certificate");
+                }
+                Payload::CertificateChanged(c) => {
+                    let ok = self.person.certificates.contains(&c.certificate_id);
+                    self.check(ok, e, "change of no certificate");
                 }
                 Payload::CardLinkRequested(r) => {
                     self.person

@@ -301,6 +301,44 @@ impl Ctx<'_, '_> {
                 }
                 self.change(EntityKind::Certificate, c.certificate_id.as_str(), state, p)
             }
+            Payload::CertificateChanged(c) => {
+                let state = self.entity(EntityKind::Certificate, c.certificate_id.as_str())?;
+                let Some(issued) = timeline::certificate_issued(&state.facts) else {
+                    return Ok(
+                        reject_at("certificate_id", "change of an unknown certificate").into(),
+                    );
+                };
+                if c.effective_on < issued.valid_from {
+                    return Ok(reject_at(
+                        "effective_on",
+                        format!("is before the certificate is valid ({})", issued.valid_from),
+                    )
+                    .into());
+                }
+                let kind = issued.kind;
+                let applies = |present: bool, field: &str, ok: bool| {
+                    (present && !ok).then(|| {
+                        reject_at(field, format!("does not apply to a {} certificate", kind.symbol()))
+                    })
+                };
+                use ledger::domain::CertificateKind as K;
+                let limit = matches!(kind, K::LimitApplication | K::LimitApplicationReduction);
+                if let Some(r) = applies(c.limit_category.is_some(), "limit_category", limit)
+                    .or_else(|| {
+                        applies(
+                            c.monthly_cap_yen.is_some(),
+                            "monthly_cap_yen",
+                            kind == K::SpecificDisease,
+                        )
+                    })
+                    .or_else(|| {
+                        applies(c.copay.is_some(), "copay_percent", kind == K::ElderlyRecipient)
+                    })
+                {
+                    return Ok(r.into());
+                }
+                self.change(EntityKind::Certificate, c.certificate_id.as_str(), state, p)
+            }
             Payload::CertificateEnded(e) => {
                 let state = self.entity(EntityKind::Certificate, e.certificate_id.as_str())?;
                 let Some(issued) = state.facts.iter().find_map(|f| match &f.payload {

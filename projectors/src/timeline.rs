@@ -154,7 +154,7 @@ pub fn qualification(facts: &[Fact]) -> Vec<Span> {
     })
 }
 
-fn certificate_issued(facts: &[Fact]) -> Option<&CertificateIssued> {
+pub(crate) fn certificate_issued(facts: &[Fact]) -> Option<&CertificateIssued> {
     facts.iter().find_map(|f| match &f.payload {
         Payload::CertificateIssued(c) => Some(c),
         _ => None,
@@ -177,24 +177,45 @@ pub fn certificate(facts: &[Fact]) -> Vec<Span> {
         Payload::CertificateEnded(e) => Some(e.ended_on),
         _ => None,
     });
-    let snap = CertificateSnapshot {
+    let changes = sorted_changes(facts, |p| match p {
+        Payload::CertificateChanged(c) => Some((c.effective_on, c)),
+        _ => None,
+    });
+    // Like a subsidy's, the expiry is a whole-certificate attribute: the
+    // latest-effective change that sets it wins everywhere.
+    let valid_until = changes
+        .iter()
+        .rev()
+        .find_map(|(_, c)| c.valid_until)
+        .or(c.valid_until);
+    let base = CertificateSnapshot {
         certificate_id: c.certificate_id.clone(),
         qualification_id: c.qualification_id.clone(),
         kind: c.kind,
         valid_from: c.valid_from,
-        valid_until: c.valid_until,
+        valid_until,
         ended_on,
         limit_category: c.limit_category,
         disease: c.disease,
         monthly_cap_yen: c.monthly_cap_yen,
         copay_percent: c.copay,
     };
-    segments(
-        c.valid_from,
-        end_of(c.valid_until, ended_on),
-        Vec::new(),
-        |_| Snapshot::Certificate(snap.clone()),
-    )
+    let cuts = changes.iter().map(|(d, _)| *d).collect();
+    segments(c.valid_from, end_of(valid_until, ended_on), cuts, |from| {
+        let mut s = base.clone();
+        for (_, change) in changes.iter().take_while(|(d, _)| *d <= from) {
+            if let Some(v) = change.limit_category {
+                s.limit_category = Some(v);
+            }
+            if let Some(v) = change.monthly_cap_yen {
+                s.monthly_cap_yen = Some(v);
+            }
+            if let Some(v) = change.copay {
+                s.copay_percent = Some(v);
+            }
+        }
+        Snapshot::Certificate(s)
+    })
 }
 
 fn subsidy_granted(facts: &[Fact]) -> Option<&SubsidyGranted> {
@@ -289,7 +310,10 @@ pub fn card_link(facts: &[Fact]) -> Vec<Span> {
                 if let Some(mut s) = open.take() {
                     s.unlinked_on = Some(u.unlinked_on);
                     s.unlink_reason = Some(u.reason);
-                    if s.linked_on < u.unlinked_on {
+                    // A link ended the day it began (the card was replaced
+                    // that day) is kept as an empty period: the serial then
+                    // answers "not linked since" that day.
+                    if s.linked_on <= u.unlinked_on {
                         out.push((s.linked_on, Some(u.unlinked_on), Snapshot::CardLink(s)));
                     }
                 }

@@ -142,6 +142,7 @@ schema_files!(
     NoticeDelivered => ["1"],
     NoticeDeliveryFailed => ["1"],
     ContactErased => ["1"],
+    CertificateChanged => ["1"],
 );
 
 /// The contract: current schemas and every historic version, by fingerprint.
@@ -738,6 +739,13 @@ pub fn to_value(event: &Event) -> Value {
         Payload::ContactErased(p) => r
             .put("request_id", s(&p.request_id))
             .put("key_id", Value::Uuid(p.key_id)),
+        Payload::CertificateChanged(p) => r
+            .put("certificate_id", s(&p.certificate_id))
+            .put("effective_on", date(p.effective_on))
+            .put("limit_category", opt(&p.limit_category, |x| x.to_avro()))
+            .put("monthly_cap_yen", opt(&p.monthly_cap_yen, int))
+            .put("copay_percent", opt(&p.copay, copay))
+            .put("valid_until", opt(&p.valid_until, |d| date(*d))),
     }
     .done()
 }
@@ -1136,6 +1144,14 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
         EventType::ContactErased => Payload::ContactErased(ContactErased {
             request_id: f.parse("request_id")?,
             key_id: f.uuid("key_id")?,
+        }),
+        EventType::CertificateChanged => Payload::CertificateChanged(CertificateChanged {
+            certificate_id: f.parse("certificate_id")?,
+            effective_on: f.date("effective_on")?,
+            limit_category: f.enumerated_opt("limit_category")?,
+            monthly_cap_yen: f.int_opt("monthly_cap_yen")?,
+            copay: f.copay_opt("copay_percent")?,
+            valid_until: f.date_opt("valid_until")?,
         }),
     };
     Ok(Event { envelope, payload })

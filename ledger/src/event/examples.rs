@@ -233,6 +233,18 @@ pub fn all() -> Vec<Event> {
             }
             .into(),
         ),
+        (
+            "insurer-01130012",
+            CertificateChanged {
+                certificate_id: "C-0001".parse().unwrap(),
+                effective_on: day("2024-08-01"),
+                limit_category: None,
+                monthly_cap_yen: Some(20_000),
+                copay: None,
+                valid_until: None,
+            }
+            .into(),
+        ),
     ];
     payloads
         .into_iter()

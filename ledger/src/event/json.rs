@@ -86,6 +86,7 @@ fn payload(t: EventType, body: Value) -> Result<Payload, FieldError> {
         EventType::NoticeDelivered => Payload::NoticeDelivered(typed(body, "")?),
         EventType::NoticeDeliveryFailed => Payload::NoticeDeliveryFailed(typed(body, "")?),
         EventType::ContactErased => Payload::ContactErased(typed(body, "")?),
+        EventType::CertificateChanged => Payload::CertificateChanged(typed(body, "")?),
     })
 }
 
@@ -171,6 +172,7 @@ pub fn to_value(event: &Event) -> Value {
         Payload::NoticeDelivered(p) => to_json(p),
         Payload::NoticeDeliveryFailed(p) => to_json(p),
         Payload::ContactErased(p) => to_json(p),
+        Payload::CertificateChanged(p) => to_json(p),
     };
     if let Value::Object(fields) = body {
         // Absent optional fields are left out rather than written as null.

@@ -111,6 +111,7 @@ event_types!(
     NoticeDelivered,
     NoticeDeliveryFailed,
     ContactErased,
+    CertificateChanged,
 );
 
 impl EventType {
@@ -308,6 +309,27 @@ pub struct CertificateIssued {
     /// 高齢受給者証: the copay rate it carries.
     #[serde(default, rename = "copay_percent")]
     pub copay: Option<CopayRate>,
+}
+
+/// A certificate's terms change from `effective_on` on (a new 適用区分 after
+/// an income reassessment, a new copay on a 高齢受給者証, a later expiry);
+/// `None` is unchanged. The kind and the disease never change: another
+/// disease is another certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateChanged {
+    pub certificate_id: CertificateId,
+    /// First day the new terms hold.
+    pub effective_on: Day,
+    #[serde(default)]
+    pub limit_category: Option<LimitCategory>,
+    #[serde(default)]
+    pub monthly_cap_yen: Option<u32>,
+    #[serde(default, rename = "copay_percent")]
+    pub copay: Option<CopayRate>,
+    /// 有効期限: the new last day valid (of the whole certificate).
+    #[serde(default)]
+    pub valid_until: Option<Day>,
 }
 
 /// A certificate ends before its expiry.

@@ -138,6 +138,7 @@ pub fn type_number(t: EventType) -> u32 {
         EventType::NoticeDelivered => 16,
         EventType::NoticeDeliveryFailed => 17,
         EventType::ContactErased => 18,
+        EventType::CertificateChanged => 19,
     }
 }
 
@@ -457,7 +458,7 @@ mod tests {
         assert_eq!(schema_id(EventType::SubsidyEnded, 2), 13002);
         // The numbers are fixed; this list only grows.
         let pinned: Vec<u32> = EventType::ALL.iter().map(|&t| type_number(t)).collect();
-        assert_eq!(pinned, (1..=18).collect::<Vec<u32>>());
+        assert_eq!(pinned, (1..=19).collect::<Vec<u32>>());
     }
 
     #[test]
@@ -488,7 +489,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_resolve_to_nothing() {
-        for id in [0, 1, 999, 1000, 1999, 19001, 99_001, u32::MAX] {
+        for id in [0, 1, 999, 1000, 1999, 20001, 99_001, u32::MAX] {
             assert!(by_id(id).is_none(), "{id}");
         }
         let latest = Contract::get()

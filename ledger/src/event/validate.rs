@@ -21,6 +21,7 @@ pub(super) fn event(e: &Event) -> Result<(), FieldError> {
         Payload::QualificationRetracted(p) => retracted(p),
         Payload::CertificateIssued(p) => certificate(p),
         Payload::CertificateEnded(_) => Ok(()),
+        Payload::CertificateChanged(p) => certificate_changed(p),
         Payload::CardLinkRequested(p) => {
             p.insured_number()?;
             match &p.contact {
@@ -224,6 +225,35 @@ fn certificate(p: &CertificateIssued) -> Result<(), FieldError> {
             forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")
         }
     }
+}
+
+fn certificate_changed(p: &CertificateChanged) -> Result<(), FieldError> {
+    let any = p.limit_category.is_some()
+        || p.monthly_cap_yen.is_some()
+        || p.copay.is_some()
+        || p.valid_until.is_some();
+    if !any {
+        return Err(FieldError::new(
+            "certificate_id",
+            "a change must set at least one of limit_category, monthly_cap_yen, copay_percent, valid_until",
+        ));
+    }
+    if let Some(cap) = p.monthly_cap_yen.filter(|c| ![10_000, 20_000].contains(c)) {
+        return Err(FieldError::new(
+            "monthly_cap_yen",
+            format!("特定疾病 caps are 10000 or 20000 yen a month, got {cap}"),
+        ));
+    }
+    if let Some(until) = p.valid_until.filter(|u| *u < p.effective_on) {
+        return Err(FieldError::new(
+            "valid_until",
+            format!(
+                "must not be before effective_on ({}), got {until}",
+                p.effective_on
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn subsidy_granted(p: &SubsidyGranted) -> Result<(), FieldError> {

@@ -120,6 +120,18 @@ pub struct Crl {
 }
 
 pub fn crl_with(issuer: &Ca, revoked: &[&[u8]], number: u64, from: Date, to: Date) -> Crl {
+    crl_revoking_at(issuer, revoked, number, from, to, (2025, 3, 1))
+}
+
+/// A CRL whose entries were revoked on `revoked_at` (UTC midnight).
+pub fn crl_revoking_at(
+    issuer: &Ca,
+    revoked: &[&[u8]],
+    number: u64,
+    from: Date,
+    to: Date,
+    revoked_at: Date,
+) -> Crl {
     let params = CertificateRevocationListParams {
         this_update: date_time_ymd(from.0, from.1, from.2),
         next_update: date_time_ymd(to.0, to.1, to.2),
@@ -129,7 +141,7 @@ pub fn crl_with(issuer: &Ca, revoked: &[&[u8]], number: u64, from: Date, to: Dat
             .iter()
             .map(|serial| RevokedCertParams {
                 serial_number: SerialNumber::from_slice(serial),
-                revocation_time: date_time_ymd(2025, 3, 1),
+                revocation_time: date_time_ymd(revoked_at.0, revoked_at.1, revoked_at.2),
                 reason_code: Some(RevocationReason::KeyCompromise),
                 invalidity_date: None,
             })
