@@ -289,6 +289,15 @@ fn a_notice_is_emailed_once_and_the_address_is_then_unrecoverable() {
     let request = &history["link_requests"][0];
     assert_eq!(request["notice"]["state"], "delivered", "{history:#}");
     assert!(request["contact_key"].is_null());
+    // The CLI reads the same from the data directory.
+    let status = qledger(&["link-request", &id, "--data", fx.data().to_str().unwrap()]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["link"], "L-N1");
+    assert_eq!(status["notice"]["state"], "delivered", "{status:#}");
+    let outbox = qledger(&["notices", "--data", fx.data().to_str().unwrap()]);
+    let outbox: Value = serde_json::from_slice(&outbox.stdout).unwrap();
+    assert_eq!(outbox["open"], json!([]), "{outbox:#}");
 }
 
 #[test]

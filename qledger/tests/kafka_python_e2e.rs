@@ -516,6 +516,7 @@ fn python_publishers_on_the_inbound_topic_reach_the_views_of_a_running_server() 
         std::thread::sleep(Duration::from_millis(250));
     };
     let mut seen = BTreeSet::new();
+    let mut published_notices = BTreeSet::new();
     for r in &relayed {
         assert_eq!(r.defect, None, "{}:{}", r.partition, r.offset);
         let event = avro::decode(&r.value)
@@ -523,6 +524,9 @@ fn python_publishers_on_the_inbound_topic_reach_the_views_of_a_running_server() 
         if event.envelope.source.as_str() == "qledger.notifier" {
             // The ledger's own notifier, publishing the sample's notices.
             assert!(event.event_type().is_notice_progress(), "{event:?}");
+            if let ledger::event::Payload::NoticePublished(n) = &event.payload {
+                published_notices.insert(n.notice_id);
+            }
             continue;
         }
         let sent = expected
@@ -538,6 +542,23 @@ fn python_publishers_on_the_inbound_topic_reach_the_views_of_a_running_server() 
         );
     }
     assert_eq!(seen.len(), events.len(), "every event relayed");
+    // Each notice the notifier recorded as published is on the notices
+    // topic, as JSON keyed by the person, under its notice id.
+    let on_topic: BTreeMap<_, _> = read_all(&connect(&broker, &format!("{prefix}.notices")))
+        .into_iter()
+        .map(|r| (r.event_id, r))
+        .collect();
+    for id in &published_notices {
+        let record = on_topic
+            .get(id)
+            .unwrap_or_else(|| panic!("notice {id} is not on the notices topic"));
+        let notice: Value = serde_json::from_slice(&record.value).unwrap();
+        assert_eq!(notice["notice_id"], id.to_string());
+        assert_eq!(
+            notice["link"].as_str().unwrap().as_bytes(),
+            record.key.as_slice()
+        );
+    }
     let letters = qledger(&["dead-letters", "--server", &server.url]);
     assert_eq!(letters.code(), Some(0), "{}", letters.stderr);
     assert_eq!(

@@ -2,6 +2,8 @@
 //! of a link, through a server (`--server`) or on a data directory (with the
 //! `[cards]` table of `--config` for link requests). The decision is the
 //! ledger's ([`crate::cardlink`]); this only carries the request.
+//! `link-request` and `notices` read where requests and their completion
+//! notices stand, in the same form as the HTTP API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +13,14 @@ use base64::Engine;
 use clap::Args;
 use hyper::StatusCode;
 use ledger::domain::{
-    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, PublisherId, RequestId,
+    Branch, CardNumber, CardSerial, CardSymbol, Day, InsurerNumber, LinkNumber, PublisherId,
+    RequestId,
 };
 use ledger::event::UnlinkReason;
-use serde_json::json;
+use projectors::model::LinkRequestStatus;
+use serde_json::{json, Value};
 
+use super::query::read_only_views;
 use super::remote::{encode, Remote};
 use super::{card_authority, open_ledger, print_json, status, Target};
 use crate::cardlink::{LinkDecision, LinkRequest};
@@ -76,6 +81,76 @@ pub struct UnlinkCardArgs {
     pub source: PublisherId,
     #[command(flatten)]
     pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkRequestArgs {
+    /// The request's id.
+    #[arg(value_name = "REQUEST_ID")]
+    pub request_id: RequestId,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct NoticesArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// A link request with its person, as the HTTP API answers it.
+fn with_link(link: &LinkNumber, request: &LinkRequestStatus) -> Value {
+    let mut value = serde_json::to_value(request).expect("a link request serialises");
+    value["link"] = json!(link);
+    value
+}
+
+/// Exit 0 when the request is known, 1 when not.
+pub(super) fn link_request(args: LinkRequestArgs) -> Result<ExitCode> {
+    if let Some(server) = &args.target.server {
+        let path = format!(
+            "/v1/card-links/requests/{}",
+            encode(args.request_id.as_str())
+        );
+        let answer = Remote::new(server)?.get(&path)?;
+        return match answer.status {
+            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
+            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
+            s => bail!("the server answered {s}: {}", answer.detail()),
+        };
+    }
+    let views = read_only_views(&args.target.data_dir())?;
+    let mut found: Vec<Value> = views
+        .link_request_by_id(&args.request_id)?
+        .into_iter()
+        .map(|(link, request)| with_link(&link, &request))
+        .collect();
+    match found.len() {
+        0 => {
+            eprintln!("no link request has the id {}", args.request_id);
+            Ok(status(false))
+        }
+        1 => print_json(&found.remove(0)).map(|_| ExitCode::SUCCESS),
+        _ => print_json(&found).map(|_| ExitCode::SUCCESS),
+    }
+}
+
+pub(super) fn notices(args: NoticesArgs) -> Result<ExitCode> {
+    if let Some(server) = &args.target.server {
+        let answer = Remote::new(server)?.get("/v1/notices")?;
+        return match answer.status {
+            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
+            s => bail!("the server answered {s}: {}", answer.detail()),
+        };
+    }
+    let views = read_only_views(&args.target.data_dir())?;
+    let open: Vec<_> = views
+        .notice_outbox()?
+        .into_iter()
+        .map(|(link, request)| with_link(&link, &request))
+        .collect();
+    print_json(&json!({ "open": open }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit 0 when linked (or already), 1 when rejected.

@@ -75,6 +75,10 @@ pub enum Command {
     LinkCard(cards::LinkCardArgs),
     /// End a card's link (lost card, revoked certificate, holder's wish).
     UnlinkCard(cards::UnlinkCardArgs),
+    /// Where a link request stands: decision, completion notice, contact erasure.
+    LinkRequest(cards::LinkRequestArgs),
+    /// The notices outbox: requests with a notice or an address erasure pending.
+    Notices(cards::NoticesArgs),
 }
 
 /// Where a command finds the ledger: a data directory or a server.
@@ -288,6 +292,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::CheckId(a) => ids::check(a),
         Command::LinkCard(a) => cards::link(a),
         Command::UnlinkCard(a) => cards::unlink(a),
+        Command::LinkRequest(a) => cards::link_request(a),
+        Command::Notices(a) => cards::notices(a),
     }
 }
 
