@@ -309,14 +309,7 @@ impl Notifier {
         status: &LinkRequestStatus,
         notice: &NoticeStatus,
     ) -> Result<(), NotifierError> {
-        let linked = notice
-            .trail
-            .first()
-            .ok_or(NotifierError::MissingEvent("CardLinked"))?;
-        let linked_on = match read_event(ledger, linked.partition, linked.offset)? {
-            Payload::CardLinked(l) => l.linked_on,
-            _ => return Err(NotifierError::MissingEvent("CardLinked")),
-        };
+        let linked_on = linked_on(ledger, notice)?;
         let body = LinkCompletionNotice {
             notice_id: notice.notice_id,
             request_id: status.request_id.clone(),
@@ -388,13 +381,7 @@ impl Notifier {
             }
         };
         let message_id = format!("<{}@notices.qledger.invalid>", notice.notice_id);
-        let linked_on = match notice.trail.first() {
-            Some(r) => match read_event(ledger, r.partition, r.offset)? {
-                Payload::CardLinked(l) => l.linked_on,
-                _ => return Err(NotifierError::MissingEvent("CardLinked")),
-            },
-            None => return Err(NotifierError::MissingEvent("CardLinked")),
-        };
+        let linked_on = linked_on(ledger, notice)?;
         let message = compose(&smtp, address.expose().clone(), &message_id, linked_on)?;
         // Everything up to DATA: a failure here sent nothing.
         let mut conn = match open_transaction(&smtp, &message) {
@@ -508,6 +495,19 @@ pub fn retry_time(settings: &NoticeSettings, attempt: u32, now: DateTime<Utc>) -
         .saturating_mul(factor)
         .min(settings.retry_max_ms);
     now + chrono::Duration::milliseconds(i64::try_from(wait).unwrap_or(i64::MAX))
+}
+
+/// The day the link of a notice took effect, from its `CardLinked` event
+/// (the first of the notice's trail).
+fn linked_on(ledger: &Ledger, notice: &NoticeStatus) -> Result<ledger::domain::Day, NotifierError> {
+    let linked = notice
+        .trail
+        .first()
+        .ok_or(NotifierError::MissingEvent("CardLinked"))?;
+    match read_event(ledger, linked.partition, linked.offset)? {
+        Payload::CardLinked(l) => Ok(l.linked_on),
+        _ => Err(NotifierError::MissingEvent("CardLinked")),
+    }
 }
 
 fn read_event(ledger: &Ledger, partition: u32, offset: u64) -> Result<Payload, NotifierError> {
