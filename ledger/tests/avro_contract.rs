@@ -118,6 +118,8 @@ fn rust_enums_match_schema_symbols_in_order() {
         ("LinkRejectionReason", symbols::<LinkRejectionReason>()),
         ("UnlinkReason", symbols::<UnlinkReason>()),
         ("NoticeFailure", symbols::<NoticeFailure>()),
+        ("ClaimKind", symbols::<ClaimKind>()),
+        ("PayerOrganisation", symbols::<PayerOrganisation>()),
     ];
     let mut seen = std::collections::HashSet::new();
     for &t in EventType::ALL {

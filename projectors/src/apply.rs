@@ -12,6 +12,7 @@ use ledger::domain::*;
 use ledger::event::{avro, Event, Payload, QualificationRetracted};
 use ledger::log::LogRecord;
 
+use crate::claims::{self, coverage, ClaimIndex, ClaimState, DecisionRecord, Decision, FeedEntry};
 use crate::error::ProjectorError;
 use crate::keys::{self, EntityKind};
 use crate::model::*;
@@ -169,9 +170,11 @@ pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, Proj
         txn,
         link: event.envelope.link.as_str().to_owned(),
         by,
+        touched: Vec::new(),
     };
     match ctx.event(&event)? {
         Step::Done => {
+            ctx.reevaluate_claims()?;
             let mark = AppliedMark {
                 offset: rec.offset,
                 digest,
@@ -187,6 +190,9 @@ struct Ctx<'t, 'db> {
     txn: &'t mut Txn<'db>,
     link: String,
     by: EventRef,
+    /// Valid-time ranges whose qualifications, certificates or subsidies
+    /// this event changed: the months of the claims to decide again.
+    touched: Vec<(Day, Option<Day>)>,
 }
 
 type Res = Result<Step, ProjectorError>;
@@ -513,6 +519,28 @@ impl Ctx<'_, '_> {
                 }
                 self.change(EntityKind::Subsidy, e.subsidy_id.as_str(), state, p)
             }
+            Payload::ClaimSubmitted(c) => self.submit_claim(c),
+            Payload::ClaimWithdrawn(w) => {
+                let key = keys::claim(&self.link, w.claim_id.as_str());
+                let Some(mut state) = self.txn.get::<ClaimState>(&key)? else {
+                    return Ok(reject_at("claim_id", "no claim of this person has this id").into());
+                };
+                if state.withdrawn_by.is_some() {
+                    return Ok(reject_at("claim_id", "the claim is already withdrawn").into());
+                }
+                state.withdrawn_by = Some(self.by.clone());
+                let mut index = self.claim_index()?;
+                let month = state.claim.service_month.index();
+                if let Some(ids) = index.months.get_mut(&month) {
+                    ids.retain(|id| id != &w.claim_id);
+                    if ids.is_empty() {
+                        index.months.remove(&month);
+                    }
+                }
+                self.txn.put(keys::claim_index(&self.link), &index);
+                self.txn.put(key, &state);
+                Ok(Step::Done)
+            }
             Payload::NoticePublished(n) => self.notice(&n.request_id, |notice, _| {
                 if notice.state != NoticeState::Pending {
                     return Err(reject_at("request_id", "the notice is already published"));
@@ -637,6 +665,169 @@ impl Ctx<'_, '_> {
         })
     }
 
+    /// Registers a claim and decides it on what the ledger holds now.
+    fn submit_claim(&mut self, c: &ledger::event::ClaimSubmitted) -> Res {
+        let key = keys::claim(&self.link, c.claim_id.as_str());
+        if self.txn.exists(&key)? {
+            return Ok(reject_at(
+                "claim_id",
+                "a claim with this id is already registered for this person",
+            )
+            .into());
+        }
+        let mut state = ClaimState {
+            claim: c.clone(),
+            submitted_by: self.by.clone(),
+            withdrawn_by: None,
+            decisions: Vec::new(),
+        };
+        let versions = self.person_versions()?;
+        self.decide_claim(&mut state, &versions);
+        let mut index = self.claim_index()?;
+        let ids = index.months.entry(c.service_month.index()).or_default();
+        if !ids.contains(&c.claim_id) {
+            ids.push(c.claim_id.clone());
+        }
+        self.txn.put(keys::claim_index(&self.link), &index);
+        self.txn
+            .put(keys::claim_by_id(c.claim_id.as_str(), &self.link), &());
+        self.txn.put(key, &state);
+        Ok(Step::Done)
+    }
+
+    /// Decides every open claim of the person in the months this event
+    /// touched; a changed decision is recorded (and fed), a same one not.
+    fn reevaluate_claims(&mut self) -> Result<(), ProjectorError> {
+        if self.touched.is_empty() {
+            return Ok(());
+        }
+        let index = self.claim_index()?;
+        let touched = std::mem::take(&mut self.touched);
+        let affected: Vec<ledger::domain::ClaimId> = index
+            .months
+            .iter()
+            .filter(|(month, _)| {
+                let Some(month) = ServiceMonth::from_index(**month) else {
+                    return false;
+                };
+                let first = month.first_day();
+                let next = first.add_days(month.days() as i32);
+                touched
+                    .iter()
+                    .any(|(from, to)| *from < next && to.is_none_or(|to| first < to))
+            })
+            .flat_map(|(_, ids)| ids.iter().cloned())
+            .collect();
+        if affected.is_empty() {
+            return Ok(());
+        }
+        let versions = self.person_versions()?;
+        for id in affected {
+            let key = keys::claim(&self.link, id.as_str());
+            let Some(mut state) = self.txn.get::<ClaimState>(&key)? else {
+                continue;
+            };
+            if self.decide_claim(&mut state, &versions) {
+                self.txn.put(key, &state);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides `state`'s claim; records and feeds the decision if it differs
+    /// from the last one. Returns whether it did.
+    fn decide_claim(&mut self, state: &mut ClaimState, versions: &[OwnedVersion]) -> bool {
+        let borrowed: Vec<coverage::Version<'_>> = versions
+            .iter()
+            .map(|(from, to, snapshot, by)| coverage::Version {
+                from: *from,
+                to: *to,
+                snapshot,
+                by,
+            })
+            .collect();
+        let terms = state.terms();
+        let cover = coverage::on_days(&borrowed, &terms.days);
+        let first = terms.days.first().copied().unwrap_or(Day::MIN);
+        let billed = coverage::billed_copay(&borrowed, &terms.billed_insurer, first);
+        let evaluation = claims::decide(&terms, &cover, billed);
+        if state
+            .current()
+            .is_some_and(|d| d.evaluation.decision == evaluation.decision)
+        {
+            return false;
+        }
+        let record = DecisionRecord {
+            evaluation,
+            caused_by: self.by.clone(),
+        };
+        let mut payers = vec![state.claim.payer];
+        for p in decision_payers(&record.evaluation.decision) {
+            if !payers.contains(&p) {
+                payers.push(p);
+            }
+        }
+        for payer in payers {
+            self.txn.put(
+                keys::decision_feed(
+                    payer_byte(payer),
+                    self.by.record_time,
+                    self.by.partition,
+                    self.by.offset,
+                    state.claim.claim_id.as_str(),
+                ),
+                &FeedEntry {
+                    claim_id: state.claim.claim_id.clone(),
+                    link: self.link.clone(),
+                    payer: state.claim.payer,
+                    record: record.clone(),
+                },
+            );
+        }
+        state.decisions.push(record);
+        true
+    }
+
+    /// The person's qualification, certificate and subsidy versions as
+    /// known now.
+    fn person_versions(&self) -> Result<Vec<OwnedVersion>, ProjectorError> {
+        let entities: Vec<EntityRef> = self
+            .txn
+            .get(&keys::person_entities(&self.link))?
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for e in entities.iter().filter(|e| e.kind != EntityKind::CardLink) {
+            let state = self.entity(e.kind, &e.id)?;
+            out.extend(
+                state
+                    .current
+                    .into_iter()
+                    .map(|s| (s.valid_from, s.valid_to, s.snapshot, s.created_by)),
+            );
+        }
+        Ok(out)
+    }
+
+    fn claim_index(&self) -> Result<ClaimIndex, ProjectorError> {
+        Ok(self
+            .txn
+            .get(&keys::claim_index(&self.link))?
+            .unwrap_or_default())
+    }
+
+    fn register_entity(&mut self, kind: EntityKind, id: &str) -> Result<(), ProjectorError> {
+        let key = keys::person_entities(&self.link);
+        let mut entities: Vec<EntityRef> = self.txn.get(&key)?.unwrap_or_default();
+        if !entities.iter().any(|e| e.kind == kind && e.id == id) {
+            entities.push(EntityRef {
+                kind,
+                id: id.to_owned(),
+            });
+            self.txn.put(key, &entities);
+        }
+        Ok(())
+    }
+
     fn entity(&self, kind: EntityKind, id: &str) -> Result<EntityState, ProjectorError> {
         Ok(self
             .txn
@@ -652,6 +843,9 @@ impl Ctx<'_, '_> {
         mut state: EntityState,
         payload: &Payload,
     ) -> Res {
+        if state.facts.is_empty() {
+            self.register_entity(kind, id)?;
+        }
         state.facts.push(Fact {
             by: self.by.clone(),
             payload: payload.clone(),
@@ -683,6 +877,9 @@ impl Ctx<'_, '_> {
             if let Snapshot::Qualification(q) = &snapshot {
                 self.index_insured(q)?;
             }
+            if kind != EntityKind::CardLink {
+                self.touched.push((from, to));
+            }
             let seg = Segment {
                 valid_from: from,
                 valid_to: to,
@@ -694,6 +891,9 @@ impl Ctx<'_, '_> {
             next.push(seg);
         }
         for closed in &old {
+            if kind != EntityKind::CardLink {
+                self.touched.push((closed.valid_from, closed.valid_to));
+            }
             let by = self.by.clone();
             self.put_row(kind, id, closed, Some(by));
         }
@@ -819,6 +1019,27 @@ impl Ctx<'_, '_> {
             }
         }
         self.rewrite(kind, &id, state)
+    }
+}
+
+/// A version owned: from, to, snapshot, the event that made it.
+type OwnedVersion = (Day, Option<Day>, Snapshot, EventRef);
+
+/// The payer organisations a decision sends the claim to.
+fn decision_payers(d: &Decision) -> Vec<PayerOrganisation> {
+    match d {
+        Decision::Reroute { payer, .. } | Decision::MovePayer { payer, .. } => vec![*payer],
+        Decision::Split { parts, .. } => parts.iter().map(|p| p.payer).collect(),
+        Decision::Review { proposed, .. } => decision_payers(proposed),
+        Decision::Keep | Decision::Return { .. } => Vec::new(),
+    }
+}
+
+/// The payer organisation's byte in feed keys.
+pub(crate) fn payer_byte(p: PayerOrganisation) -> u8 {
+    match p {
+        PayerOrganisation::SocialInsuranceFund => 1,
+        PayerOrganisation::NhiFederation => 2,
     }
 }
 

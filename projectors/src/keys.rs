@@ -18,7 +18,8 @@ use uuid::Uuid;
 /// Stored under [`meta_format`]; a mismatch at open means "rebuild".
 /// 2: subsidies are held only for linked card holders.
 /// 3: applied marks carry a content digest.
-/// 4: link requests carry their notice and contact key; the notices outbox.
+/// 4: link requests carry their notice and contact key; the notices outbox;
+///    claims and their decisions.
 pub const KEY_FORMAT_VERSION: u32 = 4;
 
 /// One-byte view ids.
@@ -33,6 +34,11 @@ pub mod view {
     pub const LINK_REQUEST: u8 = 0x13;
     pub const NOTICE_INDEX: u8 = 0x14;
     pub const NOTICE_OUTBOX: u8 = 0x15;
+    pub const CLAIM: u8 = 0x16;
+    pub const CLAIM_INDEX: u8 = 0x17;
+    pub const CLAIM_BY_ID: u8 = 0x18;
+    pub const DECISION_FEED: u8 = 0x19;
+    pub const PERSON_ENTITIES: u8 = 0x1A;
     pub const INSURED_INDEX: u8 = 0x20;
     pub const SERIAL_INDEX: u8 = 0x21;
     pub const DEAD_LETTER: u8 = 0x30;
@@ -254,6 +260,70 @@ pub fn decode_notice_outbox(key: &[u8]) -> Option<(String, String)> {
     let request = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     let link = std::str::from_utf8(parts.next()?).ok()?.to_owned();
     Some((request, link))
+}
+
+/// A registered claim of a person, with its decisions.
+pub fn claim(link: &str, claim_id: &str) -> ViewKey {
+    Builder::new(view::CLAIM).str(link).str(claim_id).done()
+}
+
+/// A person's claims by service month (one value per person).
+pub fn claim_index(link: &str) -> ViewKey {
+    Builder::new(view::CLAIM_INDEX).str(link).done()
+}
+
+/// Claim id → person (the person is in the key: no two partitions write it).
+pub fn claim_by_id(claim_id: &str, link: &str) -> ViewKey {
+    Builder::new(view::CLAIM_BY_ID)
+        .str(claim_id)
+        .str(link)
+        .done()
+}
+
+pub fn claim_by_id_prefix(claim_id: &str) -> ViewKey {
+    Builder::new(view::CLAIM_BY_ID).str(claim_id).done()
+}
+
+/// The decision feed of a payer organisation, in (record time, partition,
+/// offset, claim) order: the cursor a payer keeps is the key's tail.
+pub fn decision_feed(
+    payer: u8,
+    record_time: RecordTime,
+    partition: Partition,
+    offset: Offset,
+    claim_id: &str,
+) -> ViewKey {
+    Builder::new(view::DECISION_FEED)
+        .u8(payer)
+        .time(record_time)
+        .u32(partition)
+        .u64(offset)
+        .str(claim_id)
+        .done()
+}
+
+/// The feed of `payer` from (record time, partition, offset) on.
+pub fn decision_feed_from(
+    payer: u8,
+    record_time: RecordTime,
+    partition: Partition,
+    offset: Offset,
+) -> ViewKey {
+    Builder::new(view::DECISION_FEED)
+        .u8(payer)
+        .time(record_time)
+        .u32(partition)
+        .u64(offset)
+        .done()
+}
+
+pub fn decision_feed_prefix(payer: u8) -> ViewKey {
+    Builder::new(view::DECISION_FEED).u8(payer).done()
+}
+
+/// The entities a person has (one value per person).
+pub fn person_entities(link: &str) -> ViewKey {
+    Builder::new(view::PERSON_ENTITIES).str(link).done()
 }
 
 /// Candidate index: individual insured number → person.

@@ -10,6 +10,7 @@
 //! This crate must not append to the log or decide anything the log does not
 //! say: it only derives.
 
+pub mod claims;
 pub mod error;
 pub mod keys;
 pub mod model;

@@ -582,6 +582,11 @@ opaque_id!(
     "a request id"
 );
 opaque_id!(
+    /// レセプト id: one claim, as its payer numbers it.
+    ClaimId,
+    "a claim id"
+);
+opaque_id!(
     /// 発行元 id: who publishes events (an insurer, the NHI aggregation system).
     PublisherId,
     "a publisher id"

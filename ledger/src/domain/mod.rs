@@ -6,6 +6,7 @@
 //! naming the rule; the caller adds the field.
 
 pub mod card;
+pub mod claim;
 pub mod checkdigit;
 pub mod contact;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod person;
 pub mod time;
 
 pub use card::*;
+pub use claim::{ClaimKind, InstitutionCode, ServiceMonth};
 pub use contact::SealedContact;
 pub use ids::*;
 pub use person::*;

@@ -143,6 +143,8 @@ schema_files!(
     NoticeDeliveryFailed => ["1"],
     ContactErased => ["1"],
     CertificateChanged => ["1"],
+    ClaimSubmitted => ["1"],
+    ClaimWithdrawn => ["1"],
 );
 
 /// The contract: current schemas and every historic version, by fingerprint.
@@ -484,6 +486,8 @@ avro_enums!(
     SpecificDisease,
     SubsidyProgramme,
     SubsidyMethod,
+    ClaimKind,
+    PayerOrganisation,
 );
 
 macro_rules! local_enum_symbols {
@@ -739,6 +743,29 @@ pub fn to_value(event: &Event) -> Value {
         Payload::ContactErased(p) => r
             .put("request_id", s(&p.request_id))
             .put("key_id", Value::Uuid(p.key_id)),
+        Payload::ClaimSubmitted(p) => r
+            .put("claim_id", s(&p.claim_id))
+            .put("institution", s(&p.institution))
+            .put("kind", p.kind.to_avro())
+            .put("payer", p.payer.to_avro())
+            .put("billed_insurer", s(&p.billed_insurer))
+            .put("card_symbol", opt(&p.card_symbol, s))
+            .put("card_number", opt(&p.card_number, s))
+            .put("branch", opt(&p.branch, s))
+            .put("card_serial", opt(&p.card_serial, s))
+            .put("service_month", s(&p.service_month))
+            .put(
+                "service_days",
+                Value::Array(p.service_days.iter().map(int8).collect()),
+            )
+            .put("limit_category", opt(&p.limit_category, |x| x.to_avro()))
+            .put("specific_disease", opt(&p.specific_disease, |x| x.to_avro()))
+            .put("public_expense_payer", opt(&p.public_expense_payer, s))
+            .put("recipient_number", opt(&p.recipient_number, s))
+            .put("total_points", int(&p.total_points)),
+        Payload::ClaimWithdrawn(p) => r
+            .put("claim_id", s(&p.claim_id))
+            .put("reason", s(&p.reason)),
         Payload::CertificateChanged(p) => r
             .put("certificate_id", s(&p.certificate_id))
             .put("effective_on", date(p.effective_on))
@@ -1144,6 +1171,37 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
         EventType::ContactErased => Payload::ContactErased(ContactErased {
             request_id: f.parse("request_id")?,
             key_id: f.uuid("key_id")?,
+        }),
+        EventType::ClaimSubmitted => Payload::ClaimSubmitted(ClaimSubmitted {
+            claim_id: f.parse("claim_id")?,
+            institution: f.parse("institution")?,
+            kind: f.enumerated("kind")?,
+            payer: f.enumerated("payer")?,
+            billed_insurer: f.parse("billed_insurer")?,
+            card_symbol: f.parse_opt("card_symbol")?,
+            card_number: f.parse_opt("card_number")?,
+            branch: f.parse_opt("branch")?,
+            card_serial: f.parse_opt("card_serial")?,
+            service_month: f.parse("service_month")?,
+            service_days: match f.required("service_days")? {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| {
+                        let n = f.int_value("service_days", v)?;
+                        u8::try_from(n).map_err(|_| f.err("service_days", format!("{n} is not a day")))
+                    })
+                    .collect::<Result<_, _>>()?,
+                other => return Err(f.err("service_days", format!("expected an array, got {other:?}"))),
+            },
+            limit_category: f.enumerated_opt("limit_category")?,
+            specific_disease: f.enumerated_opt("specific_disease")?,
+            public_expense_payer: f.parse_opt("public_expense_payer")?,
+            recipient_number: f.parse_opt("recipient_number")?,
+            total_points: f.int("total_points")?,
+        }),
+        EventType::ClaimWithdrawn => Payload::ClaimWithdrawn(ClaimWithdrawn {
+            claim_id: f.parse("claim_id")?,
+            reason: f.string("reason")?,
         }),
         EventType::CertificateChanged => Payload::CertificateChanged(CertificateChanged {
             certificate_id: f.parse("certificate_id")?,

@@ -245,6 +245,36 @@ pub fn all() -> Vec<Event> {
             }
             .into(),
         ),
+        (
+            "payer-social-insurance-fund",
+            ClaimSubmitted {
+                claim_id: "K-202404-0001".parse().unwrap(),
+                institution: "1311234567".parse().unwrap(),
+                kind: ClaimKind::Medical,
+                payer: PayerOrganisation::SocialInsuranceFund,
+                billed_insurer: insurer.parse().unwrap(),
+                card_symbol: Some("あいう".parse().unwrap()),
+                card_number: Some("1234".parse().unwrap()),
+                branch: Some("01".parse().unwrap()),
+                card_serial: None,
+                service_month: "2024-04".parse().unwrap(),
+                service_days: vec![2, 16],
+                limit_category: None,
+                specific_disease: None,
+                public_expense_payer: None,
+                recipient_number: None,
+                total_points: 1_234,
+            }
+            .into(),
+        ),
+        (
+            "payer-social-insurance-fund",
+            ClaimWithdrawn {
+                claim_id: "K-202404-0001".parse().unwrap(),
+                reason: "returned to the institution".into(),
+            }
+            .into(),
+        ),
     ];
     payloads
         .into_iter()

@@ -87,6 +87,8 @@ fn payload(t: EventType, body: Value) -> Result<Payload, FieldError> {
         EventType::NoticeDeliveryFailed => Payload::NoticeDeliveryFailed(typed(body, "")?),
         EventType::ContactErased => Payload::ContactErased(typed(body, "")?),
         EventType::CertificateChanged => Payload::CertificateChanged(typed(body, "")?),
+        EventType::ClaimSubmitted => Payload::ClaimSubmitted(typed(body, "")?),
+        EventType::ClaimWithdrawn => Payload::ClaimWithdrawn(typed(body, "")?),
     })
 }
 
@@ -173,6 +175,8 @@ pub fn to_value(event: &Event) -> Value {
         Payload::NoticeDeliveryFailed(p) => to_json(p),
         Payload::ContactErased(p) => to_json(p),
         Payload::CertificateChanged(p) => to_json(p),
+        Payload::ClaimSubmitted(p) => to_json(p),
+        Payload::ClaimWithdrawn(p) => to_json(p),
     };
     if let Value::Object(fields) = body {
         // Absent optional fields are left out rather than written as null.

@@ -112,6 +112,8 @@ event_types!(
     NoticeDeliveryFailed,
     ContactErased,
     CertificateChanged,
+    ClaimSubmitted,
+    ClaimWithdrawn,
 );
 
 impl EventType {
@@ -126,6 +128,13 @@ impl EventType {
                 | EventType::NoticeDeliveryFailed
                 | EventType::ContactErased
         )
+    }
+}
+
+impl EventType {
+    /// The types payers write: claims they registered.
+    pub fn is_claim(self) -> bool {
+        matches!(self, EventType::ClaimSubmitted | EventType::ClaimWithdrawn)
     }
 }
 
@@ -581,4 +590,76 @@ pub struct NoticeDeliveryFailed {
 pub struct ContactErased {
     pub request_id: RequestId,
     pub key_id: Uuid,
+}
+
+/// A payer registered a claim (レセプト) it received, so the ledger can check
+/// it against the qualifications of its service days, now and whenever they
+/// change. Logged in the patient's partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSubmitted {
+    pub claim_id: ClaimId,
+    /// 医療機関コード (10 digits).
+    pub institution: InstitutionCode,
+    pub kind: ClaimKind,
+    /// 審査支払機関 the claim was sent to.
+    pub payer: PayerOrganisation,
+    /// 保険者番号 billed.
+    pub billed_insurer: InsurerNumber,
+    /// 記号 of the card shown.
+    #[serde(default)]
+    pub card_symbol: Option<CardSymbol>,
+    /// 番号 of the card shown (absent when identified by card serial only).
+    #[serde(default)]
+    pub card_number: Option<CardNumber>,
+    #[serde(default)]
+    pub branch: Option<Branch>,
+    /// シリアル of the My Number card, when the patient was identified by it.
+    #[serde(default)]
+    pub card_serial: Option<CardSerial>,
+    /// 診療年月.
+    pub service_month: ServiceMonth,
+    /// 診療日: days of the month, increasing.
+    pub service_days: Vec<u8>,
+    /// 適用区分 the claim applied (限度額適用).
+    #[serde(default)]
+    pub limit_category: Option<LimitCategory>,
+    /// 特定疾病 the claim applied.
+    #[serde(default)]
+    pub specific_disease: Option<SpecificDisease>,
+    /// 公費負担者番号 the claim billed.
+    #[serde(default)]
+    pub public_expense_payer: Option<PublicExpensePayerNumber>,
+    /// 公費受給者番号.
+    #[serde(default)]
+    pub recipient_number: Option<RecipientNumber>,
+    /// 合計点数.
+    pub total_points: u32,
+}
+
+impl ClaimSubmitted {
+    /// The individual insured number of the card shown, if the claim has one.
+    pub fn insured_number(&self) -> Option<Result<IndividualInsuredNumber, FieldError>> {
+        self.card_number.as_ref().map(|number| {
+            insured_number(&self.billed_insurer, &self.card_symbol, number, &self.branch)
+        })
+    }
+
+    /// The service days as dates.
+    pub fn days(&self) -> Vec<Day> {
+        self.service_days
+            .iter()
+            .filter_map(|d| self.service_month.day(*d))
+            .collect()
+    }
+}
+
+/// The payer withdrew a claim (returned to the institution, or registered
+/// by mistake): it is no longer checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimWithdrawn {
+    pub claim_id: ClaimId,
+    /// Why, in a few words (no personal data).
+    pub reason: String,
 }

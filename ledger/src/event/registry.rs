@@ -139,6 +139,8 @@ pub fn type_number(t: EventType) -> u32 {
         EventType::NoticeDeliveryFailed => 17,
         EventType::ContactErased => 18,
         EventType::CertificateChanged => 19,
+        EventType::ClaimSubmitted => 20,
+        EventType::ClaimWithdrawn => 21,
     }
 }
 
@@ -458,7 +460,7 @@ mod tests {
         assert_eq!(schema_id(EventType::SubsidyEnded, 2), 13002);
         // The numbers are fixed; this list only grows.
         let pinned: Vec<u32> = EventType::ALL.iter().map(|&t| type_number(t)).collect();
-        assert_eq!(pinned, (1..=19).collect::<Vec<u32>>());
+        assert_eq!(pinned, (1..=21).collect::<Vec<u32>>());
     }
 
     #[test]
@@ -489,7 +491,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_resolve_to_nothing() {
-        for id in [0, 1, 999, 1000, 1999, 20001, 99_001, u32::MAX] {
+        for id in [0, 1, 999, 1000, 1999, 22001, 99_001, u32::MAX] {
             assert!(by_id(id).is_none(), "{id}");
         }
         let latest = Contract::get()

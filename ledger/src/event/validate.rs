@@ -22,6 +22,8 @@ pub(super) fn event(e: &Event) -> Result<(), FieldError> {
         Payload::CertificateIssued(p) => certificate(p),
         Payload::CertificateEnded(_) => Ok(()),
         Payload::CertificateChanged(p) => certificate_changed(p),
+        Payload::ClaimSubmitted(p) => claim_submitted(p),
+        Payload::ClaimWithdrawn(p) => one_line("reason", &p.reason, MAX_FREE_TEXT),
         Payload::CardLinkRequested(p) => {
             p.insured_number()?;
             match &p.contact {
@@ -225,6 +227,37 @@ fn certificate(p: &CertificateIssued) -> Result<(), FieldError> {
             forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")
         }
     }
+}
+
+/// The largest claim total: far above any real claim (points are 10 yen).
+const MAX_TOTAL_POINTS: u32 = 100_000_000;
+
+fn claim_submitted(p: &ClaimSubmitted) -> Result<(), FieldError> {
+    match p.insured_number() {
+        Some(n) => n.map(drop)?,
+        None if p.card_serial.is_some() => {}
+        None => {
+            return Err(FieldError::new(
+                "card_number",
+                "is required unless the patient is identified by card_serial",
+            ))
+        }
+    }
+    crate::domain::claim::check_service_days(p.service_month, &p.service_days)
+        .map_err(|v| v.at("service_days"))?;
+    if p.public_expense_payer.is_some() != p.recipient_number.is_some() {
+        return Err(FieldError::new(
+            "recipient_number",
+            "public_expense_payer and recipient_number come together",
+        ));
+    }
+    if p.total_points > MAX_TOTAL_POINTS {
+        return Err(FieldError::new(
+            "total_points",
+            format!("must be at most {MAX_TOTAL_POINTS}"),
+        ));
+    }
+    Ok(())
 }
 
 fn certificate_changed(p: &CertificateChanged) -> Result<(), FieldError> {
