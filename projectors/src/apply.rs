@@ -12,7 +12,7 @@ use ledger::domain::*;
 use ledger::event::{avro, Event, Payload, QualificationRetracted};
 use ledger::log::LogRecord;
 
-use crate::claims::{self, coverage, ClaimIndex, ClaimState, DecisionRecord, Decision, FeedEntry};
+use crate::claims::{self, coverage, ClaimIndex, ClaimState, Decision, DecisionRecord, FeedEntry};
 use crate::error::ProjectorError;
 use crate::keys::{self, EntityKind};
 use crate::model::*;
@@ -522,7 +522,7 @@ impl Ctx<'_, '_> {
             Payload::ClaimSubmitted(c) => self.submit_claim(c),
             Payload::ClaimWithdrawn(w) => {
                 let key = keys::claim(&self.link, w.claim_id.as_str());
-                let Some(mut state) = self.txn.get::<ClaimState>(&key)? else {
+                let Some(mut state) = self.txn.get_json::<ClaimState>(&key)? else {
                     return Ok(reject_at("claim_id", "no claim of this person has this id").into());
                 };
                 if state.withdrawn_by.is_some() {
@@ -538,7 +538,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 self.txn.put(keys::claim_index(&self.link), &index);
-                self.txn.put(key, &state);
+                self.txn.put_json(key, &state);
                 Ok(Step::Done)
             }
             Payload::NoticePublished(n) => self.notice(&n.request_id, |notice, _| {
@@ -691,7 +691,7 @@ impl Ctx<'_, '_> {
         self.txn.put(keys::claim_index(&self.link), &index);
         self.txn
             .put(keys::claim_by_id(c.claim_id.as_str(), &self.link), &());
-        self.txn.put(key, &state);
+        self.txn.put_json(key, &state);
         Ok(Step::Done)
     }
 
@@ -724,11 +724,11 @@ impl Ctx<'_, '_> {
         let versions = self.person_versions()?;
         for id in affected {
             let key = keys::claim(&self.link, id.as_str());
-            let Some(mut state) = self.txn.get::<ClaimState>(&key)? else {
+            let Some(mut state) = self.txn.get_json::<ClaimState>(&key)? else {
                 continue;
             };
             if self.decide_claim(&mut state, &versions) {
-                self.txn.put(key, &state);
+                self.txn.put_json(key, &state);
             }
         }
         Ok(())
@@ -746,11 +746,7 @@ impl Ctx<'_, '_> {
                 by,
             })
             .collect();
-        let terms = state.terms();
-        let cover = coverage::on_days(&borrowed, &terms.days);
-        let first = terms.days.first().copied().unwrap_or(Day::MIN);
-        let billed = coverage::billed_copay(&borrowed, &terms.billed_insurer, first);
-        let evaluation = claims::decide(&terms, &cover, billed);
+        let evaluation = claims::evaluate(&state.claim, &borrowed);
         if state
             .current()
             .is_some_and(|d| d.evaluation.decision == evaluation.decision)
@@ -768,7 +764,7 @@ impl Ctx<'_, '_> {
             }
         }
         for payer in payers {
-            self.txn.put(
+            self.txn.put_json(
                 keys::decision_feed(
                     payer_byte(payer),
                     self.by.record_time,

@@ -19,7 +19,7 @@ use crate::store::Views;
 use crate::txn;
 
 /// A person's version row with its entity kind and id.
-type PersonRow = (EntityKind, String, VersionRow);
+pub(crate) type PersonRow = (EntityKind, String, VersionRow);
 
 /// What a lookup is keyed by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub struct History {
 }
 
 impl Views {
-    fn rows_of(&self, link: &str) -> Result<Vec<PersonRow>, ProjectorError> {
+    pub(crate) fn rows_of(&self, link: &str) -> Result<Vec<PersonRow>, ProjectorError> {
         let prefix = keys::versions_of_person(link);
         let mut out = Vec::new();
         for (k, v) in self.scan(&prefix)? {

@@ -164,6 +164,16 @@ impl Views {
         }
     }
 
+    pub(crate) fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ViewKey,
+    ) -> Result<Option<T>, ProjectorError> {
+        match self.db.get(key.as_bytes()).map_err(storage(&self.path))? {
+            None => Ok(None),
+            Some(v) => txn::decode_json(key, &v).map(Some),
+        }
+    }
+
     /// Ties the views to the log named `identity`: the first time, the name is
     /// stored; afterwards another name is refused ([`ProjectorError::OtherLog`]).
     /// Views that have applied nothing yet take any log.
@@ -275,6 +285,35 @@ impl Views {
             .db
             .iterator(IteratorMode::From(prefix.as_bytes(), Direction::Forward));
         for item in iter {
+            let (k, v) = item.map_err(storage(&self.path))?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` pairs under `prefix`, from `from` (inclusive) on.
+    pub(crate) fn scan_from(
+        &self,
+        prefix: &ViewKey,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Pair>, ProjectorError> {
+        let mut out = Vec::new();
+        let start = if from > prefix.as_bytes() {
+            from
+        } else {
+            prefix.as_bytes()
+        };
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(start, Direction::Forward));
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = item.map_err(storage(&self.path))?;
             if !k.starts_with(prefix.as_bytes()) {
                 break;

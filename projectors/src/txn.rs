@@ -49,6 +49,21 @@ impl<'db> Txn<'db> {
         }
     }
 
+    /// Like [`Txn::get`], for values stored as JSON ([`encode_json`]).
+    pub(crate) fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &ViewKey,
+    ) -> Result<Option<T>, ProjectorError> {
+        match self.get_raw(key)? {
+            None => Ok(None),
+            Some(bytes) => decode_json(key, &bytes).map(Some),
+        }
+    }
+
+    pub(crate) fn put_json<T: Serialize>(&mut self, key: ViewKey, value: &T) {
+        self.put_raw(key, encode_json(value));
+    }
+
     pub(crate) fn exists(&self, key: &ViewKey) -> Result<bool, ProjectorError> {
         Ok(self.get_raw(key)?.is_some())
     }
@@ -90,6 +105,23 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, ProjectorError> {
     postcard::from_bytes(bytes).map_err(|e| ProjectorError::Corrupt {
+        key: hex::encode(key.as_bytes()),
+        reason: e.to_string(),
+    })
+}
+
+/// JSON, for the values whose shape postcard cannot carry (internally
+/// tagged enums, flattened fields: the claims view's decisions). Still
+/// deterministic: fields in declaration order.
+pub(crate) fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("view values serialise")
+}
+
+pub(crate) fn decode_json<T: DeserializeOwned>(
+    key: &ViewKey,
+    bytes: &[u8],
+) -> Result<T, ProjectorError> {
+    serde_json::from_slice(bytes).map_err(|e| ProjectorError::Corrupt {
         key: hex::encode(key.as_bytes()),
         reason: e.to_string(),
     })

@@ -4,6 +4,7 @@
 
 pub mod cardcert;
 pub mod cardlink;
+pub mod claims;
 pub mod cli;
 pub mod contact;
 pub mod http;

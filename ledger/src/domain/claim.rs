@@ -217,7 +217,10 @@ mod tests {
             "1311234567"
         );
         assert!(InstitutionCode::parse("１３１１２３４５６７").is_ok());
-        assert!(InstitutionCode::parse("4811234567").is_err(), "prefecture 48");
+        assert!(
+            InstitutionCode::parse("4811234567").is_err(),
+            "prefecture 48"
+        );
         assert!(InstitutionCode::parse("1321234567").is_err(), "fee table 2");
         assert!(InstitutionCode::parse("131123456").is_err(), "9 digits");
     }

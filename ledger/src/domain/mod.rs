@@ -6,8 +6,8 @@
 //! naming the rule; the caller adds the field.
 
 pub mod card;
-pub mod claim;
 pub mod checkdigit;
+pub mod claim;
 pub mod contact;
 pub mod ids;
 pub mod person;

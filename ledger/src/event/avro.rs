@@ -759,7 +759,10 @@ pub fn to_value(event: &Event) -> Value {
                 Value::Array(p.service_days.iter().map(int8).collect()),
             )
             .put("limit_category", opt(&p.limit_category, |x| x.to_avro()))
-            .put("specific_disease", opt(&p.specific_disease, |x| x.to_avro()))
+            .put(
+                "specific_disease",
+                opt(&p.specific_disease, |x| x.to_avro()),
+            )
             .put("public_expense_payer", opt(&p.public_expense_payer, s))
             .put("recipient_number", opt(&p.recipient_number, s))
             .put("total_points", int(&p.total_points)),
@@ -1188,10 +1191,13 @@ pub fn from_value(t: EventType, value: Value) -> Result<Event, FieldError> {
                     .iter()
                     .map(|v| {
                         let n = f.int_value("service_days", v)?;
-                        u8::try_from(n).map_err(|_| f.err("service_days", format!("{n} is not a day")))
+                        u8::try_from(n)
+                            .map_err(|_| f.err("service_days", format!("{n} is not a day")))
                     })
                     .collect::<Result<_, _>>()?,
-                other => return Err(f.err("service_days", format!("expected an array, got {other:?}"))),
+                other => {
+                    return Err(f.err("service_days", format!("expected an array, got {other:?}")))
+                }
             },
             limit_category: f.enumerated_opt("limit_category")?,
             specific_disease: f.enumerated_opt("specific_disease")?,

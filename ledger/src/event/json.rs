@@ -105,6 +105,9 @@ fn typed<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, FieldErro
             .map(|name| {
                 if path == "." {
                     name.to_owned()
+                } else if path == name || path.ends_with(&format!(".{name}")) {
+                    // serde_path_to_error already points at an unknown field.
+                    path.clone()
                 } else {
                     format!("{path}.{name}")
                 }
@@ -187,4 +190,30 @@ pub fn to_value(event: &Event) -> Value {
 
 fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("events serialise to JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_missing_fields_are_named_once() {
+        let mut event = to_value(&crate::event::examples::all()[0]);
+        event["diagnosis"] = Value::String("x".into());
+        let e = from_value(event).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("diagnosis", "is not a field of this event type")
+        );
+        let mut event = to_value(&crate::event::examples::all()[0]);
+        event["envelope"]["extra"] = Value::Bool(true);
+        assert_eq!(from_value(event).unwrap_err().field, "envelope.extra");
+        let mut event = to_value(&crate::event::examples::all()[0]);
+        event.as_object_mut().unwrap().remove("card_number");
+        let e = from_value(event).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("card_number", "is required")
+        );
+    }
 }

@@ -641,7 +641,12 @@ impl ClaimSubmitted {
     /// The individual insured number of the card shown, if the claim has one.
     pub fn insured_number(&self) -> Option<Result<IndividualInsuredNumber, FieldError>> {
         self.card_number.as_ref().map(|number| {
-            insured_number(&self.billed_insurer, &self.card_symbol, number, &self.branch)
+            insured_number(
+                &self.billed_insurer,
+                &self.card_symbol,
+                number,
+                &self.branch,
+            )
         })
     }
 

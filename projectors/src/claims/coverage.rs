@@ -95,7 +95,12 @@ pub fn billed_copay(
     of_billed
         .iter()
         .find(|(_, _, holds)| *holds)
-        .or_else(|| of_billed.iter().rev().find(|(from, _, _)| *from <= first_day))
+        .or_else(|| {
+            of_billed
+                .iter()
+                .rev()
+                .find(|(from, _, _)| *from <= first_day)
+        })
         .or(of_billed.first())
         .map(|(_, copay, _)| *copay)
 }

@@ -110,7 +110,9 @@ pub enum ReviewReason {
     /// The copay differs between the billed insurer and the paying one.
     CopayDiffers { billed: CopayRate, valid: CopayRate },
     /// The claim billed a public expense (公費) not valid on these days.
-    PublicExpenseNotValid { payer_number: PublicExpensePayerNumber },
+    PublicExpenseNotValid {
+        payer_number: PublicExpensePayerNumber,
+    },
 }
 
 /// A decision with the events it rests on.
@@ -123,7 +125,11 @@ pub struct Evaluation {
 
 /// Decides. `billed_copay` is the copay the billed insurer's qualification
 /// gave (as last known), to tell whether moving the claim changes it.
-pub fn decide(claim: &ClaimTerms, cover: &[DayCover], billed_copay: Option<CopayRate>) -> Evaluation {
+pub fn decide(
+    claim: &ClaimTerms,
+    cover: &[DayCover],
+    billed_copay: Option<CopayRate>,
+) -> Evaluation {
     let uncovered: Vec<Day> = cover
         .iter()
         .filter(|d| paying(d).is_empty())
@@ -214,8 +220,7 @@ pub fn decide(claim: &ClaimTerms, cover: &[DayCover], billed_copay: Option<Copay
             }
             Decision::Split {
                 parts,
-                caps_per_period: claim.limit_category.is_some()
-                    || claim.specific_disease.is_some(),
+                caps_per_period: claim.limit_category.is_some() || claim.specific_disease.is_some(),
             }
         }
     };
@@ -373,7 +378,11 @@ mod tests {
     fn reroute_within_the_payer_organisation() {
         // p17: moved from A to B on 1 April, billed to A for 2 April.
         let c = claim(A, &[2]);
-        let e = decide(&c, &[day(2, vec![cover(B, 30)])], Some(CopayRate::from_percent(30).unwrap()));
+        let e = decide(
+            &c,
+            &[day(2, vec![cover(B, 30)])],
+            Some(CopayRate::from_percent(30).unwrap()),
+        );
         assert_eq!(
             e.decision,
             Decision::Reroute {
@@ -458,7 +467,11 @@ mod tests {
         );
         // The 70–74 copay differs between the old and the new insurer.
         let c = claim(A, &[2]);
-        let e = decide(&c, &[day(2, vec![cover(B, 20)])], CopayRate::from_percent(30).ok());
+        let e = decide(
+            &c,
+            &[day(2, vec![cover(B, 20)])],
+            CopayRate::from_percent(30).ok(),
+        );
         assert!(matches!(
             e.decision,
             Decision::Review { ref reasons, .. } if reasons == &vec![ReviewReason::CopayDiffers {

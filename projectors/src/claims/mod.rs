@@ -15,12 +15,15 @@
 
 pub mod coverage;
 pub mod decide;
+pub mod query;
 
 use ledger::domain::{ClaimId, PayerOrganisation};
 use ledger::event::ClaimSubmitted;
 use serde::{Deserialize, Serialize};
 
-pub use decide::{decide, ClaimPart, ClaimTerms, DayCover, Decision, Evaluation, InsurerCover, ReviewReason};
+pub use decide::{
+    decide, ClaimPart, ClaimTerms, DayCover, Decision, Evaluation, InsurerCover, ReviewReason,
+};
 
 use crate::model::EventRef;
 
@@ -41,7 +44,13 @@ impl ClaimState {
 
     /// The terms the decision function reads.
     pub fn terms(&self) -> ClaimTerms {
-        let c = &self.claim;
+        ClaimTerms::of(&self.claim)
+    }
+}
+
+impl ClaimTerms {
+    /// What the decision reads of a claim.
+    pub fn of(c: &ClaimSubmitted) -> ClaimTerms {
         ClaimTerms {
             billed_insurer: c.billed_insurer.clone(),
             payer: c.payer,
@@ -51,6 +60,20 @@ impl ClaimState {
             public_expense_payer: c.public_expense_payer.clone(),
         }
     }
+}
+
+/// Decides `claim` on the person's `versions` (qualifications, certificates
+/// and subsidies, as known at whatever instant the caller chose).
+pub fn evaluate(claim: &ClaimSubmitted, versions: &[coverage::Version<'_>]) -> Evaluation {
+    let terms = ClaimTerms::of(claim);
+    let cover = coverage::on_days(versions, &terms.days);
+    let first = terms
+        .days
+        .first()
+        .copied()
+        .unwrap_or(ledger::domain::Day::MIN);
+    let billed = coverage::billed_copay(versions, &terms.billed_insurer, first);
+    decide(&terms, &cover, billed)
 }
 
 /// A decision and the event whose record caused it (the claim's own

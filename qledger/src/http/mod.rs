@@ -14,6 +14,7 @@
 //! route template and status only: query strings carry insured numbers.
 
 mod cards;
+mod claims;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -41,6 +42,7 @@ pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub fn router(ledger: Arc<Ledger>) -> Router {
     routes::routes()
         .merge(cards::routes())
+        .merge(claims::routes())
         .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -41,7 +41,7 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
 
 /// Runs `f` on the blocking pool: every ledger call touches RocksDB, and
 /// intake may wait for the projector.
-async fn blocking<T, F>(ledger: &Arc<Ledger>, f: F) -> Result<T, ApiError>
+pub(super) async fn blocking<T, F>(ledger: &Arc<Ledger>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Ledger) -> Result<T, ServiceError> + Send + 'static,
@@ -58,10 +58,10 @@ async fn healthz() -> Json<Value> {
 /// knows: an unknown or repeated parameter is refused rather than ignored, so
 /// a misspelt `insurer_number=` does not silently ask another question.
 #[derive(Debug)]
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
+    pub(super) fn new(pairs: Vec<(String, String)>, known: &[&str]) -> Result<Params, ApiError> {
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 return Err(ApiError::parameter(
@@ -80,7 +80,7 @@ impl Params {
     }
 
     /// The value, if given and not empty.
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -88,7 +88,10 @@ impl Params {
             .filter(|v| !v.trim().is_empty())
     }
 
-    fn parse<T: FromStr<Err = RuleViolation>>(&self, name: &str) -> Result<Option<T>, ApiError> {
+    pub(super) fn parse<T: FromStr<Err = RuleViolation>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ApiError> {
         self.get(name)
             .map(|v| {
                 v.parse()
@@ -97,7 +100,10 @@ impl Params {
             .transpose()
     }
 
-    fn require<T: FromStr<Err = RuleViolation>>(&self, name: &str) -> Result<T, ApiError> {
+    pub(super) fn require<T: FromStr<Err = RuleViolation>>(
+        &self,
+        name: &str,
+    ) -> Result<T, ApiError> {
         self.parse(name)?
             .ok_or_else(|| ApiError::parameter(name, "is required"))
     }

@@ -1,0 +1,214 @@
+//! Claim routes: a payer registers the claims it received and reads the
+//! decisions; an institution or payer checks claims before submission.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /v1/claims` | register one claim or an array: each answered with its patient and first decision |
+//! | `POST /v1/claims/check?as_of=` | decide one claim or an array without registering anything |
+//! | `GET /v1/claims/{claim_id}` | the claim with its decision history |
+//! | `POST /v1/claims/{claim_id}/withdraw` | `{"reason": …}`: no longer checked |
+//! | `GET /v1/claims/decisions?payer=&after=&limit=` | the decisions of a payer organisation's claims, after a cursor |
+//!
+//! No decision logic lives here.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ledger::domain::{ClaimId, PayerOrganisation, PublisherId, RecordTime};
+use projectors::claims::query::FeedCursor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::problem::{ApiError, Json, Path, Query};
+use super::routes::{blocking, Params, DEFAULT_PAGE, MAX_PAGE};
+use crate::claims::{parse_claim, Registered};
+use crate::service::Ledger;
+
+pub(super) fn routes() -> Router<Arc<Ledger>> {
+    Router::new()
+        .route("/v1/claims", post(register))
+        .route("/v1/claims/check", post(check))
+        .route("/v1/claims/decisions", get(decisions))
+        .route("/v1/claims/{claim_id}", get(show))
+        .route("/v1/claims/{claim_id}/withdraw", post(withdraw))
+}
+
+/// One object or an array of them.
+fn items(body: Value) -> Vec<Value> {
+    match body {
+        Value::Array(items) => items,
+        one => vec![one],
+    }
+}
+
+fn source_of(params: &Params) -> Result<PublisherId, ApiError> {
+    Ok(params
+        .parse::<PublisherId>("source")?
+        .unwrap_or_else(|| "payer".parse().expect("a valid publisher id")))
+}
+
+async fn register(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(query, &["source"])?;
+    let source = source_of(&params)?;
+    let single = !body.is_array();
+    let claims: Vec<_> = items(body).into_iter().map(parse_claim).collect();
+    let mut results = blocking(&ledger, move |l| l.register_claims(claims, &source)).await?;
+    if single {
+        return match results.pop() {
+            Some(r @ Registered::Accepted { .. }) => {
+                Ok((StatusCode::CREATED, Json(r)).into_response())
+            }
+            Some(r @ Registered::Duplicate { .. }) => Ok(Json(r).into_response()),
+            Some(Registered::Rejected { error }) => Err(ApiError::InvalidRequest(error)),
+            None => Err(ApiError::Internal("no outcome for the claim".into())),
+        };
+    }
+    let count = |f: fn(&Registered) -> bool| results.iter().filter(|r| f(r)).count();
+    let body = json!({
+        "accepted": count(|r| matches!(r, Registered::Accepted { .. })),
+        "duplicates": count(|r| matches!(r, Registered::Duplicate { .. })),
+        "rejected": count(|r| matches!(r, Registered::Rejected { .. })),
+        "results": results,
+    });
+    Ok(Json(body).into_response())
+}
+
+async fn check(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(query, &["as_of"])?;
+    let as_of: Option<RecordTime> = params.parse("as_of")?;
+    let single = !body.is_array();
+    let claims: Vec<_> = items(body).into_iter().map(parse_claim).collect();
+    let mut results = blocking(&ledger, move |l| {
+        claims
+            .into_iter()
+            .map(|c| match c {
+                Ok(c) => l.check_claim(&c, as_of).map(Ok),
+                Err(error) => Ok(Err(error)),
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    if single {
+        return match results.pop() {
+            Some(Ok(checked)) => Ok(Json(checked).into_response()),
+            Some(Err(error)) => Err(ApiError::InvalidRequest(error)),
+            None => Err(ApiError::Internal("no outcome for the claim".into())),
+        };
+    }
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(checked) => json!(checked),
+            Err(error) => json!({"status": "rejected", "error": error}),
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+fn claim_id(text: &str) -> Result<ClaimId, ApiError> {
+    ClaimId::parse(text).map_err(|e| ApiError::InvalidParameter(e.at("claim_id")))
+}
+
+async fn show(
+    State(ledger): State<Arc<Ledger>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = claim_id(&id)?;
+    let found = blocking(&ledger, move |l| l.claim(&id)).await?;
+    let answers: Vec<Value> = found
+        .into_iter()
+        .map(|(link, state)| {
+            let mut v = json!(state);
+            v["link"] = json!(link);
+            v
+        })
+        .collect();
+    match answers.len() {
+        0 => Err(ApiError::NotFound { what: "claim" }),
+        1 => Ok(Json(answers.into_iter().next().expect("one")).into_response()),
+        _ => Ok(Json(Value::Array(answers)).into_response()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawBody {
+    reason: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+async fn withdraw(
+    State(ledger): State<Arc<Ledger>>,
+    Path(id): Path<String>,
+    Json(body): Json<WithdrawBody>,
+) -> Result<Response, ApiError> {
+    let id = claim_id(&id)?;
+    let source: PublisherId = body
+        .source
+        .as_deref()
+        .unwrap_or("payer")
+        .parse()
+        .map_err(|e: ledger::error::RuleViolation| ApiError::InvalidRequest(e.at("source")))?;
+    let reason = body.reason;
+    let shown = id.clone();
+    match blocking(&ledger, move |l| l.withdraw_claim(&id, &reason, &source)).await? {
+        Some(link) => {
+            Ok(Json(json!({"claim_id": shown, "link": link, "withdrawn": true})).into_response())
+        }
+        None => Err(ApiError::NotFound { what: "open claim" }),
+    }
+}
+
+async fn decisions(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(query, &["payer", "after", "limit"])?;
+    let payer: PayerOrganisation = params.require("payer")?;
+    let after = params
+        .get("after")
+        .map(|c| {
+            c.parse::<FeedCursor>()
+                .map_err(|e| ApiError::parameter("after", e))
+        })
+        .transpose()?;
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::parameter(
+                    "limit",
+                    format!("must be 1 to {MAX_PAGE}"),
+                ))
+            }
+        },
+    };
+    let page = blocking(&ledger, move |l| {
+        Ok(l.views().decision_feed(payer, after.as_ref(), limit)?)
+    })
+    .await?;
+    let next = page.last().map(|(c, _)| c.to_string());
+    let entries: Vec<Value> = page
+        .into_iter()
+        .map(|(cursor, entry)| {
+            let mut v = json!(entry);
+            v["cursor"] = json!(cursor.to_string());
+            v
+        })
+        .collect();
+    Ok(Json(json!({"decisions": entries, "next": next})).into_response())
+}
