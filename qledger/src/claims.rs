@@ -10,6 +10,7 @@ use ledger::domain::{ClaimId, LinkNumber, PublisherId, RecordTime};
 use ledger::error::FieldError;
 use ledger::event::{json, ClaimSubmitted, ClaimWithdrawn, Envelope, Event, Payload};
 use projectors::claims::{ClaimState, Decision, Evaluation};
+use projectors::{ProjectorError, Views};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -77,30 +78,9 @@ pub struct Checked {
 }
 
 impl Ledger {
-    /// The person a claim is for: the holder of its card serial, else the
-    /// person whose qualification carries its individual insured number
-    /// (one valid on the first service day first).
+    /// The person a claim is for (see [`patient_of`]).
     pub fn patient_of(&self, claim: &ClaimSubmitted) -> Result<Option<LinkNumber>, ServiceError> {
-        let views = self.views();
-        if let Some(serial) = &claim.card_serial {
-            if let Some(holder) = views.holders_of(serial)?.into_iter().next() {
-                return Ok(Some(holder));
-            }
-        }
-        let Some(Ok(number)) = claim.insured_number() else {
-            return Ok(None);
-        };
-        let on = claim
-            .days()
-            .first()
-            .copied()
-            .unwrap_or_else(|| claim.service_month.first_day());
-        let carriers = views.persons_carrying(&number, on)?;
-        Ok(carriers
-            .iter()
-            .find(|(_, valid)| *valid)
-            .or(carriers.first())
-            .map(|(link, _)| link.clone()))
+        Ok(patient_of(self.views(), claim)?)
     }
 
     /// Registers claims (each already parsed, or its error), each in its
@@ -203,29 +183,66 @@ impl Ledger {
         Ok(Some(link))
     }
 
-    /// Decides a claim without registering it, on what the ledger knew at
-    /// `as_of` (`None`: now). A claim whose patient nobody knows is returned.
+    /// Decides a claim without registering it (see [`check`]).
     pub fn check_claim(
         &self,
         claim: &ClaimSubmitted,
         as_of: Option<RecordTime>,
     ) -> Result<Checked, ServiceError> {
-        let link = self.patient_of(claim)?;
-        let evaluation = match &link {
-            Some(link) => self.views().check_claim(link, claim, as_of)?,
-            None => Evaluation {
-                decision: Decision::Return {
-                    uncovered_days: claim.days(),
-                },
-                based_on: Vec::new(),
-            },
-        };
-        Ok(Checked {
-            claim_id: claim.claim_id.clone(),
-            link,
-            evaluation,
-        })
+        Ok(check(self.views(), claim, as_of)?)
     }
+}
+
+/// The person a claim is for: the holder of its card serial, else the
+/// person whose qualification carries its individual insured number (one
+/// valid on the first service day first).
+pub fn patient_of(
+    views: &Views,
+    claim: &ClaimSubmitted,
+) -> Result<Option<LinkNumber>, ProjectorError> {
+    if let Some(serial) = &claim.card_serial {
+        if let Some(holder) = views.holders_of(serial)?.into_iter().next() {
+            return Ok(Some(holder));
+        }
+    }
+    let Some(Ok(number)) = claim.insured_number() else {
+        return Ok(None);
+    };
+    let on = claim
+        .days()
+        .first()
+        .copied()
+        .unwrap_or_else(|| claim.service_month.first_day());
+    let carriers = views.persons_carrying(&number, on)?;
+    Ok(carriers
+        .iter()
+        .find(|(_, valid)| *valid)
+        .or(carriers.first())
+        .map(|(link, _)| link.clone()))
+}
+
+/// Decides a claim without registering it, on what the ledger knew at
+/// `as_of` (`None`: now). A claim whose patient nobody knows is returned.
+pub fn check(
+    views: &Views,
+    claim: &ClaimSubmitted,
+    as_of: Option<RecordTime>,
+) -> Result<Checked, ProjectorError> {
+    let link = patient_of(views, claim)?;
+    let evaluation = match &link {
+        Some(link) => views.check_claim(link, claim, as_of)?,
+        None => Evaluation {
+            decision: Decision::Return {
+                uncovered_days: claim.days(),
+            },
+            based_on: Vec::new(),
+        },
+    };
+    Ok(Checked {
+        claim_id: claim.claim_id.clone(),
+        link,
+        evaluation,
+    })
 }
 
 /// The person id of a claim whose patient the ledger does not know.

@@ -10,6 +10,7 @@
 
 mod audit;
 mod cards;
+mod claims;
 mod demo;
 mod ids;
 mod import;
@@ -79,6 +80,8 @@ pub enum Command {
     LinkRequest(cards::LinkRequestArgs),
     /// The notices outbox: requests with a notice or an address erasure pending.
     Notices(cards::NoticesArgs),
+    /// Claims: register, check before submission, show, the decision feed, withdraw.
+    Claims(claims::ClaimsArgs),
 }
 
 /// Where a command finds the ledger: a data directory or a server.
@@ -294,6 +297,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::UnlinkCard(a) => cards::unlink(a),
         Command::LinkRequest(a) => cards::link_request(a),
         Command::Notices(a) => cards::notices(a),
+        Command::Claims(a) => claims::run(a),
     }
 }
 
