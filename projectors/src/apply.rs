@@ -12,6 +12,7 @@ use ledger::domain::*;
 use ledger::event::{avro, Event, Payload, QualificationRetracted};
 use ledger::log::LogRecord;
 
+use crate::claims::overlap::{self, OverlapFeedEntry, OverlapNotice};
 use crate::claims::{self, coverage, ClaimIndex, ClaimState, Decision, DecisionRecord, FeedEntry};
 use crate::error::ProjectorError;
 use crate::keys::{self, EntityKind};
@@ -695,14 +696,18 @@ impl Ctx<'_, '_> {
         Ok(Step::Done)
     }
 
-    /// Decides every open claim of the person in the months this event
-    /// touched; a changed decision is recorded (and fed), a same one not.
+    /// After an event changed the person's qualifications, certificates or
+    /// subsidies: refreshes the overlap notices and decides again every
+    /// open claim of the months it touched (a changed decision is recorded
+    /// and fed, a same one not).
     fn reevaluate_claims(&mut self) -> Result<(), ProjectorError> {
         if self.touched.is_empty() {
             return Ok(());
         }
-        let index = self.claim_index()?;
         let touched = std::mem::take(&mut self.touched);
+        let versions = self.person_versions()?;
+        self.refresh_overlaps(&versions)?;
+        let index = self.claim_index()?;
         let affected: Vec<ledger::domain::ClaimId> = index
             .months
             .iter()
@@ -718,10 +723,6 @@ impl Ctx<'_, '_> {
             })
             .flat_map(|(_, ids)| ids.iter().cloned())
             .collect();
-        if affected.is_empty() {
-            return Ok(());
-        }
-        let versions = self.person_versions()?;
         for id in affected {
             let key = keys::claim(&self.link, id.as_str());
             let Some(mut state) = self.txn.get_json::<ClaimState>(&key)? else {
@@ -734,18 +735,75 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
+    /// Raises the overlap notices that appeared and clears those that went,
+    /// each fed to its 国保 insurer.
+    fn refresh_overlaps(&mut self, versions: &[OwnedVersion]) -> Result<(), ProjectorError> {
+        let borrowed = borrow(versions);
+        let now = overlap::open_overlaps(&borrowed);
+        let key = keys::overlaps(&self.link);
+        let mut notices: Vec<OverlapNotice> = self.txn.get_json(&key)?.unwrap_or_default();
+        if now.is_empty() && notices.iter().all(|n| n.cleared_by.is_some()) {
+            return Ok(());
+        }
+        let mut changed = Vec::new();
+        for n in notices.iter_mut().filter(|n| n.cleared_by.is_none()) {
+            let same = |o: &overlap::Overlap| {
+                o.nhi_qualification == n.overlap.nhi_qualification
+                    && o.employee_qualification == n.overlap.employee_qualification
+            };
+            if !now.iter().any(same) {
+                n.cleared_by = Some(self.by.clone());
+                changed.push(("cleared", n.clone()));
+            }
+        }
+        for o in now {
+            let open = notices.iter().any(|n| {
+                n.cleared_by.is_none()
+                    && n.overlap.nhi_qualification == o.nhi_qualification
+                    && n.overlap.employee_qualification == o.employee_qualification
+            });
+            if !open {
+                let notice = OverlapNotice {
+                    overlap: o,
+                    raised_by: self.by.clone(),
+                    cleared_by: None,
+                };
+                changed.push(("raised", notice.clone()));
+                notices.push(notice);
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for (change, notice) in changed {
+            let tail = format!(
+                "{}\u{1f}{}",
+                self.link,
+                notice.overlap.employee_qualification.as_str()
+            );
+            self.txn.put_json(
+                keys::overlap_feed(
+                    notice.overlap.nhi_insurer.as_str(),
+                    self.by.record_time,
+                    self.by.partition,
+                    self.by.offset,
+                    &tail,
+                ),
+                &OverlapFeedEntry {
+                    link: self.link.clone(),
+                    change: change.to_owned(),
+                    notice,
+                },
+            );
+        }
+        self.txn.put_json(key, &notices);
+        Ok(())
+    }
+
     /// Decides `state`'s claim; records and feeds the decision if it differs
     /// from the last one. Returns whether it did.
     fn decide_claim(&mut self, state: &mut ClaimState, versions: &[OwnedVersion]) -> bool {
-        let borrowed: Vec<coverage::Version<'_>> = versions
-            .iter()
-            .map(|(from, to, snapshot, by)| coverage::Version {
-                from: *from,
-                to: *to,
-                snapshot,
-                by,
-            })
-            .collect();
+        let borrowed = borrow(versions);
         let evaluation = claims::evaluate(&state.claim, &borrowed);
         if state
             .current()
@@ -1020,6 +1078,18 @@ impl Ctx<'_, '_> {
 
 /// A version owned: from, to, snapshot, the event that made it.
 type OwnedVersion = (Day, Option<Day>, Snapshot, EventRef);
+
+fn borrow(versions: &[OwnedVersion]) -> Vec<coverage::Version<'_>> {
+    versions
+        .iter()
+        .map(|(from, to, snapshot, by)| coverage::Version {
+            from: *from,
+            to: *to,
+            snapshot,
+            by,
+        })
+        .collect()
+}
 
 /// The payer organisations a decision sends the claim to.
 fn decision_payers(d: &Decision) -> Vec<PayerOrganisation> {

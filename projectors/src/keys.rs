@@ -39,6 +39,8 @@ pub mod view {
     pub const CLAIM_BY_ID: u8 = 0x18;
     pub const DECISION_FEED: u8 = 0x19;
     pub const PERSON_ENTITIES: u8 = 0x1A;
+    pub const OVERLAPS: u8 = 0x1B;
+    pub const OVERLAP_FEED: u8 = 0x1C;
     pub const INSURED_INDEX: u8 = 0x20;
     pub const SERIAL_INDEX: u8 = 0x21;
     pub const DEAD_LETTER: u8 = 0x30;
@@ -319,6 +321,36 @@ pub fn decision_feed_from(
 
 pub fn decision_feed_prefix(payer: u8) -> ViewKey {
     Builder::new(view::DECISION_FEED).u8(payer).done()
+}
+
+/// A person's overlap notices, open and cleared (one value per person).
+pub fn overlaps(link: &str) -> ViewKey {
+    Builder::new(view::OVERLAPS).str(link).done()
+}
+
+/// The overlap feed of a 国保 insurer, in (record time, partition, offset,
+/// person, employee qualification) order.
+pub fn overlap_feed(
+    insurer: &str,
+    record_time: RecordTime,
+    partition: Partition,
+    offset: Offset,
+    tail: &str,
+) -> ViewKey {
+    Builder::new(view::OVERLAP_FEED)
+        .str(insurer)
+        .time(record_time)
+        .u32(partition)
+        .u64(offset)
+        .str(tail)
+        .done()
+}
+
+pub fn overlap_feed_prefix(insurer: Option<&str>) -> ViewKey {
+    match insurer {
+        Some(i) => Builder::new(view::OVERLAP_FEED).str(i).done(),
+        None => Builder::new(view::OVERLAP_FEED).done(),
+    }
 }
 
 /// The entities a person has (one value per person).

@@ -345,6 +345,54 @@ fn claims_are_decided_again_as_qualifications_change_after_the_fact() {
     );
     assert_eq!(body["results"][0]["error"]["field"], "points");
 
+    // Prevention: 協会けんぽ from 1 August while the 国保 is still open
+    // raises an overlap notice for the municipality; the 国保 loss clears it.
+    publish(
+        &server,
+        json!([acquired("L-OVER", "Q-O1", NHI, "7001", "2020-01-01")]),
+    );
+    publish(
+        &server,
+        json!([acquired("L-OVER", "Q-O2", KYOKAI, "7002", "2024-08-01")]),
+    );
+    let (_, feed) = server.http("GET", &format!("/v1/overlaps?insurer={NHI}"), None);
+    let raised = &feed["overlaps"][0];
+    assert_eq!(raised["change"], "raised", "{feed:#}");
+    assert_eq!(raised["link"], "L-OVER");
+    assert_eq!(raised["employee_insurer"], KYOKAI);
+    assert_eq!(raised["from"], "2024-08-01");
+    assert!(raised["cleared_by"].is_null());
+    let next = feed["next"].as_str().unwrap().to_owned();
+    publish(
+        &server,
+        json!([lost(
+            "L-OVER",
+            "Q-O1",
+            "2024-08-01",
+            "JOINED_OTHER_INSURANCE"
+        )]),
+    );
+    let cli = qledger(&[
+        "claims",
+        "overlaps",
+        "--insurer",
+        NHI,
+        "--after",
+        &next,
+        "--server",
+        &server.url,
+    ]);
+    assert_eq!(cli.status.code(), Some(0), "{}", text(&cli.stderr));
+    let feed: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(feed["overlaps"].as_array().unwrap().len(), 1, "{feed:#}");
+    assert_eq!(feed["overlaps"][0]["change"], "cleared", "{feed:#}");
+    let (_, other) = server.http("GET", &format!("/v1/overlaps?insurer={KYOKAI}"), None);
+    assert_eq!(
+        other["overlaps"],
+        json!([]),
+        "the feed is the municipality's"
+    );
+
     // Withdrawn: no longer re-decided.
     let (status, body) = server.http(
         "POST",

@@ -15,6 +15,7 @@
 
 pub mod coverage;
 pub mod decide;
+pub mod overlap;
 pub mod query;
 
 use ledger::domain::{ClaimId, PayerOrganisation};

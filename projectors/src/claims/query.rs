@@ -144,3 +144,46 @@ impl Views {
         Ok(super::evaluate(claim, &versions))
     }
 }
+
+impl Views {
+    /// Up to `limit` overlap notices raised or cleared, of one 国保 insurer
+    /// (a municipality) or of all, after the cursor `after` (the hex key the
+    /// previous page ended on).
+    pub fn overlap_feed(
+        &self,
+        insurer: Option<&ledger::domain::InsurerNumber>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, super::overlap::OverlapFeedEntry)>, ProjectorError> {
+        let prefix = keys::overlap_feed_prefix(insurer.map(|i| i.as_str()));
+        let from = match after {
+            Some(hexed) => hex::decode(hexed).map_err(|e| ProjectorError::Corrupt {
+                key: hexed.to_owned(),
+                reason: format!("not a cursor: {e}"),
+            })?,
+            None => prefix.as_bytes().to_vec(),
+        };
+        let mut out = Vec::new();
+        for (k, v) in self.scan_from(&prefix, &from, limit + 1)? {
+            if after.is_some() && *k == *from {
+                continue;
+            }
+            let entry = txn::decode_json(&ViewKey::from_stored(&k), &v)?;
+            out.push((hex::encode(&k), entry));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A person's overlap notices, open and cleared.
+    pub fn overlaps_of(
+        &self,
+        link: &LinkNumber,
+    ) -> Result<Vec<super::overlap::OverlapNotice>, ProjectorError> {
+        Ok(self
+            .get_json(&keys::overlaps(link.as_str()))?
+            .unwrap_or_default())
+    }
+}

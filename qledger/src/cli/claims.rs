@@ -43,6 +43,22 @@ pub enum ClaimsCommand {
     Decisions(DecisionsArgs),
     /// Withdraw a claim: it is no longer checked.
     Withdraw(WithdrawArgs),
+    /// Overlap notices (employee insurance over an open 国保), raised and cleared.
+    Overlaps(OverlapsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OverlapsArgs {
+    /// The 国保 insurer (municipality) [default: all].
+    #[arg(long, value_name = "INSURER")]
+    pub insurer: Option<ledger::domain::InsurerNumber>,
+    /// The cursor of the last notice read (`next` of the previous page).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +131,7 @@ pub(super) fn run(args: ClaimsArgs) -> Result<ExitCode> {
         ClaimsCommand::Show(a) => show(a),
         ClaimsCommand::Decisions(a) => decisions(a),
         ClaimsCommand::Withdraw(a) => withdraw(a),
+        ClaimsCommand::Overlaps(a) => overlaps(a),
     }
 }
 
@@ -421,4 +438,37 @@ fn withdraw(args: WithdrawArgs) -> Result<ExitCode> {
             Ok(status(false))
         }
     }
+}
+
+fn overlaps(args: OverlapsArgs) -> Result<ExitCode> {
+    if let Some(server) = &args.target.server {
+        let path = format!(
+            "/v1/overlaps{}",
+            query(&[
+                ("insurer", args.insurer.as_ref().map(|i| i.to_string())),
+                ("after", args.after.clone()),
+                ("limit", Some(args.limit.to_string())),
+            ])
+        );
+        let answer = Remote::new(server)?.get(&path)?;
+        if answer.status != StatusCode::OK {
+            bail!("the server answered {}: {}", answer.status, answer.detail());
+        }
+        return print_json(&answer.body).map(|_| ExitCode::SUCCESS);
+    }
+    if let Some(a) = &args.after {
+        hex::decode(a).map_err(|_| anyhow!("--after: not a cursor this feed gave"))?;
+    }
+    let views = read_only_views(&args.target.data_dir())?;
+    let page = views.overlap_feed(args.insurer.as_ref(), args.after.as_deref(), args.limit)?;
+    let next = page.last().map(|(c, _)| c.clone());
+    let entries: Vec<Value> = page
+        .into_iter()
+        .map(|(cursor, entry)| {
+            let mut v = json!(entry);
+            v["cursor"] = json!(cursor);
+            v
+        })
+        .collect();
+    print_json(&json!({"overlaps": entries, "next": next})).map(|_| ExitCode::SUCCESS)
 }

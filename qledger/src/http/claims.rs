@@ -8,6 +8,7 @@
 //! | `GET /v1/claims/{claim_id}` | the claim with its decision history |
 //! | `POST /v1/claims/{claim_id}/withdraw` | `{"reason": …}`: no longer checked |
 //! | `GET /v1/claims/decisions?payer=&after=&limit=` | the decisions of a payer organisation's claims, after a cursor |
+//! | `GET /v1/overlaps?insurer=&after=&limit=` | overlap notices (employee insurance over an open 国保) raised and cleared, for a municipality |
 //!
 //! No decision logic lives here.
 
@@ -18,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ledger::domain::{ClaimId, PayerOrganisation, PublisherId, RecordTime};
+use ledger::domain::{ClaimId, InsurerNumber, PayerOrganisation, PublisherId, RecordTime};
 use projectors::claims::query::FeedCursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +36,55 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
         .route("/v1/claims/decisions", get(decisions))
         .route("/v1/claims/{claim_id}", get(show))
         .route("/v1/claims/{claim_id}/withdraw", post(withdraw))
+        .route("/v1/overlaps", get(overlaps))
+}
+
+/// `GET /v1/overlaps?insurer=&after=&limit=`: overlap notices raised and
+/// cleared, for one 国保 insurer (a municipality) or all.
+async fn overlaps(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let params = Params::new(query, &["insurer", "after", "limit"])?;
+    let insurer: Option<InsurerNumber> = params.parse("insurer")?;
+    let after = params.get("after").map(str::to_owned);
+    if let Some(a) = &after {
+        if hex::decode(a).is_err() {
+            return Err(ApiError::parameter(
+                "after",
+                "is not a cursor this feed gave",
+            ));
+        }
+    }
+    let limit = limit_of(&params)?;
+    let page = blocking(&ledger, move |l| {
+        Ok(l.views()
+            .overlap_feed(insurer.as_ref(), after.as_deref(), limit)?)
+    })
+    .await?;
+    let next = page.last().map(|(c, _)| c.clone());
+    let entries: Vec<Value> = page
+        .into_iter()
+        .map(|(cursor, entry)| {
+            let mut v = json!(entry);
+            v["cursor"] = json!(cursor);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"overlaps": entries, "next": next})).into_response())
+}
+
+fn limit_of(params: &Params) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::parameter(
+                "limit",
+                format!("must be 1 to {MAX_PAGE}"),
+            )),
+        },
+    }
 }
 
 /// One object or an array of them.
