@@ -13,6 +13,7 @@ const SOCIETY: &str = "06139000";
 const SEAMEN: &str = "02130011";
 const LATE_ELDERLY: &str = "39132014";
 const NHI: &str = "138057";
+const DAY_LABOURER: &str = "03130010";
 
 /// A qualification of person `link` with `insurer` from `from`; the card
 /// kind and number shape follow the insurer.
@@ -26,6 +27,7 @@ fn acquired(link: &str, qualification: &str, insurer: &str, number: &str, from: 
     e["acquired_on"] = json!(from);
     let kind = match insurer {
         SEAMEN => "SEAMEN_INSURANCE",
+        DAY_LABOURER => "DAY_LABOURER_ELIGIBILITY",
         LATE_ELDERLY => "LATE_ELDERLY",
         NHI => "NATIONAL_HEALTH_INSURANCE",
         _ => "HEALTH_INSURANCE",
@@ -57,6 +59,24 @@ fn lost(link: &str, qualification: &str, on: &str, reason: &str) -> Value {
         link,
         "QualificationLost",
         json!({"qualification_id": qualification, "lost_on": on, "reason": reason}),
+    )
+}
+
+/// A certificate of `kind` for qualification `qualification`, valid
+/// `from`..=`until`, with no kind-specific terms.
+fn certificate_of(
+    link: &str,
+    id: &str,
+    qualification: &str,
+    kind: &str,
+    from: &str,
+    until: &str,
+) -> Value {
+    event(
+        link,
+        "CertificateIssued",
+        json!({"certificate_id": id, "qualification_id": qualification, "kind": kind,
+               "valid_from": from, "valid_until": until}),
     )
 }
 
@@ -392,6 +412,60 @@ fn claims_are_decided_again_as_qualifications_change_after_the_fact() {
         json!([]),
         "the feed is the municipality's"
     );
+
+    // p18: benefits after loss. 船員保険 lost on 1 September; with a
+    // 継続療養受療証明書 for three months the claim billed to it is kept.
+    publish(
+        &server,
+        json!([
+            acquired("L-SEA", "Q-SEA", SEAMEN, "8001", "2020-01-01"),
+            lost("L-SEA", "Q-SEA", "2024-09-01", "EMPLOYMENT_ENDED"),
+        ]),
+    );
+    let sea = register(&server, &claim("K-SEA", SEAMEN, "8001", "2024-10", &[5]));
+    assert_eq!(sea["decision"]["action"], "return", "{sea:#}");
+    publish(
+        &server,
+        json!([certificate_of(
+            "L-SEA",
+            "C-SEA",
+            "Q-SEA",
+            "SEAMEN_CONTINUED_CARE",
+            "2024-09-01",
+            "2024-11-30"
+        )]),
+    );
+    assert_eq!(action(&server, "K-SEA"), "keep");
+
+    // p18: enrolled without benefit. A 日雇特例 enrolment pays only while a
+    // 受給資格者票 is valid.
+    publish(
+        &server,
+        json!([acquired(
+            "L-DAY",
+            "Q-DAY",
+            DAY_LABOURER,
+            "9001",
+            "2024-01-01"
+        )]),
+    );
+    let day = register(
+        &server,
+        &claim("K-DAY", DAY_LABOURER, "9001", "2024-10", &[7]),
+    );
+    assert_eq!(day["decision"]["action"], "return", "{day:#}");
+    publish(
+        &server,
+        json!([certificate_of(
+            "L-DAY",
+            "C-DAY",
+            "Q-DAY",
+            "DAY_LABOURER_ELIGIBILITY",
+            "2024-10-01",
+            "2024-12-31"
+        )]),
+    );
+    assert_eq!(action(&server, "K-DAY"), "keep");
 
     // Withdrawn: no longer re-decided.
     let (status, body) = server.http(

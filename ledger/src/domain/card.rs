@@ -216,6 +216,25 @@ symbol_enum! {
         SpecificDisease = "SPECIFIC_DISEASE", "特定疾病療養受療証";
         /// 高齢受給者証.
         ElderlyRecipient = "ELDERLY_RECIPIENT", "高齢受給者証";
+        /// 特別療養証明書: benefits after the qualification is lost, while valid
+        /// (schema v2).
+        SpecialCareAfterLoss = "SPECIAL_CARE_AFTER_LOSS", "特別療養証明書";
+        /// 継続療養受療証明書: 船員保険 benefits for three months after leaving
+        /// the ship, after the qualification is lost (schema v2).
+        SeamenContinuedCare = "SEAMEN_CONTINUED_CARE", "継続療養受療証明書";
+        /// 日雇特例受給資格者票: a 日雇特例 enrolment pays benefits only while
+        /// one is valid (schema v2).
+        DayLabourerEligibility = "DAY_LABOURER_ELIGIBILITY", "日雇特例被保険者受給資格者票";
+    }
+}
+
+impl CertificateKind {
+    /// Certificates that give benefits after the qualification is lost.
+    pub fn pays_after_loss(self) -> bool {
+        matches!(
+            self,
+            CertificateKind::SpecialCareAfterLoss | CertificateKind::SeamenContinuedCare
+        )
     }
 }
 

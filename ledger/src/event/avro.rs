@@ -128,7 +128,7 @@ schema_files!(
     QualificationChanged => ["1"],
     QualificationLost => ["1"],
     QualificationRetracted => ["1"],
-    CertificateIssued => ["1"],
+    CertificateIssued => ["1", "2"],
     CertificateEnded => ["1"],
     CardLinkRequested => ["1", "2"],
     CardLinked => ["1"],

@@ -226,6 +226,15 @@ fn certificate(p: &CertificateIssued) -> Result<(), FieldError> {
             forbidden(p.disease.is_some(), "disease")?;
             forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")
         }
+        CertificateKind::SpecialCareAfterLoss
+        | CertificateKind::SeamenContinuedCare
+        | CertificateKind::DayLabourerEligibility => {
+            required(p.valid_until.is_some(), "valid_until")?;
+            forbidden(p.limit_category.is_some(), "limit_category")?;
+            forbidden(p.disease.is_some(), "disease")?;
+            forbidden(p.monthly_cap_yen.is_some(), "monthly_cap_yen")?;
+            forbidden(p.copay.is_some(), "copay_percent")
+        }
     }
 }
 

@@ -2,10 +2,10 @@
 //! the input of [`super::decide`]. The caller chooses the rows (as known
 //! now, or at an instant); this module only reads them.
 
-use ledger::domain::{CertificateKind, CopayRate, Day, InsurerNumber};
+use ledger::domain::{CardKind, CertificateKind, CopayRate, Day, InsurerKind, InsurerNumber};
 
 use super::decide::{DayCover, InsurerCover};
-use crate::model::{EventRef, Snapshot};
+use crate::model::{CertificateSnapshot, EventRef, QualificationSnapshot, Snapshot};
 
 /// A version of one of the person's records, valid on `[from, to)`.
 #[derive(Debug, Clone, Copy)]
@@ -29,41 +29,46 @@ pub fn on_days(versions: &[Version<'_>], days: &[Day]) -> Vec<DayCover> {
 
 fn on_day(versions: &[Version<'_>], day: Day) -> DayCover {
     let valid: Vec<&Version<'_>> = versions.iter().filter(|v| v.holds_on(day)).collect();
+    let certificates: Vec<&CertificateSnapshot> = valid
+        .iter()
+        .filter_map(|v| match v.snapshot {
+            Snapshot::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
     let mut insurers = Vec::new();
     let mut public_expense = Vec::new();
     for v in &valid {
         match v.snapshot {
-            Snapshot::Qualification(q) => {
-                let mut cover = InsurerCover {
-                    insurer: q.insurer_number.clone(),
-                    payer: q.insurer_kind.payer(),
-                    copay: q.copay_percent,
-                    benefits: true,
-                    limit_categories: Vec::new(),
-                    diseases: Vec::new(),
-                    source: v.by.clone(),
-                };
-                for c in valid.iter().filter_map(|c| match c.snapshot {
-                    Snapshot::Certificate(c) if c.qualification_id == q.qualification_id => Some(c),
-                    _ => None,
-                }) {
-                    match c.kind {
-                        CertificateKind::LimitApplication
-                        | CertificateKind::LimitApplicationReduction => {
-                            cover.limit_categories.extend(c.limit_category)
-                        }
-                        CertificateKind::SpecificDisease => cover.diseases.extend(c.disease),
-                        CertificateKind::ElderlyRecipient => {
-                            if let Some(copay) = c.copay_percent {
-                                cover.copay = copay;
-                            }
-                        }
-                    }
-                }
-                insurers.push(cover);
-            }
+            Snapshot::Qualification(q) => insurers.push(cover_of(q, v.by, &certificates)),
             Snapshot::Subsidy(s) => public_expense.push(s.payer_number.clone()),
             Snapshot::Certificate(_) | Snapshot::CardLink(_) => {}
+        }
+    }
+    // p18: benefits after loss — a 特別療養証明書 or a 船員保険 継続療養受療証明書
+    // valid on the day makes the lost qualification's insurer owe them.
+    for c in certificates.iter().filter(|c| c.kind.pays_after_loss()) {
+        if insurers
+            .iter()
+            .any(|i: &InsurerCover| i.qualification == c.qualification_id)
+        {
+            continue;
+        }
+        let last = versions
+            .iter()
+            .filter(|v| v.from <= day)
+            .filter_map(|v| match v.snapshot {
+                Snapshot::Qualification(q) if q.qualification_id == c.qualification_id => {
+                    Some((v.from, q, v.by))
+                }
+                _ => None,
+            })
+            .max_by_key(|(from, _, _)| *from);
+        if let Some((_, q, by)) = last {
+            let mut cover = cover_of(q, by, &certificates);
+            cover.benefits = true;
+            cover.after_loss = true;
+            insurers.push(cover);
         }
     }
     insurers.sort_by(|a, b| a.insurer.cmp(&b.insurer));
@@ -72,6 +77,47 @@ fn on_day(versions: &[Version<'_>], day: Day) -> DayCover {
         insurers,
         public_expense,
     }
+}
+
+/// What a qualification gives on a day, with the day's certificates.
+fn cover_of(
+    q: &QualificationSnapshot,
+    by: &EventRef,
+    certificates: &[&CertificateSnapshot],
+) -> InsurerCover {
+    let mut cover = InsurerCover {
+        qualification: q.qualification_id.clone(),
+        insurer: q.insurer_number.clone(),
+        payer: q.insurer_kind.payer(),
+        copay: q.copay_percent,
+        // p18: a 日雇特例 enrolment pays benefits only under a valid
+        // 受給資格者票 (or, until one is issued, the 特別療養費受給票 card).
+        benefits: q.insurer_kind != InsurerKind::DayLabourer
+            || q.card_kind == CardKind::DayLabourerSpecialBenefit,
+        after_loss: false,
+        limit_categories: Vec::new(),
+        diseases: Vec::new(),
+        source: by.clone(),
+    };
+    for c in certificates
+        .iter()
+        .filter(|c| c.qualification_id == q.qualification_id)
+    {
+        match c.kind {
+            CertificateKind::LimitApplication | CertificateKind::LimitApplicationReduction => {
+                cover.limit_categories.extend(c.limit_category)
+            }
+            CertificateKind::SpecificDisease => cover.diseases.extend(c.disease),
+            CertificateKind::ElderlyRecipient => {
+                if let Some(copay) = c.copay_percent {
+                    cover.copay = copay;
+                }
+            }
+            CertificateKind::DayLabourerEligibility => cover.benefits = true,
+            CertificateKind::SpecialCareAfterLoss | CertificateKind::SeamenContinuedCare => {}
+        }
+    }
+    cover
 }
 
 /// The copay the billed insurer's qualification gave: on the first service

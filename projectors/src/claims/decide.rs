@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use ledger::domain::{
     CopayRate, Day, InsurerNumber, LimitCategory, PayerOrganisation, PublicExpensePayerNumber,
-    SpecificDisease,
+    QualificationId, SpecificDisease,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +30,18 @@ pub struct ClaimTerms {
 /// One qualification that held on a day, with what came with it that day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsurerCover {
+    /// The qualification it comes from.
+    pub qualification: QualificationId,
     pub insurer: InsurerNumber,
     pub payer: PayerOrganisation,
     pub copay: CopayRate,
     /// Whether this enrolment pays benefits on the day (an enrolment
     /// without benefit is no payer).
     pub benefits: bool,
+    /// Benefits after the qualification was lost, under a certificate
+    /// (特別療養証明書, 継続療養受療証明書): they keep a claim billed to this
+    /// insurer, but no other claim is moved to it.
+    pub after_loss: bool,
     /// 適用区分 of the 限度額 certificates valid that day.
     pub limit_categories: Vec<LimitCategory>,
     /// Diseases of the 特定疾病 certificates valid that day.
@@ -132,11 +138,11 @@ pub fn decide(
 ) -> Evaluation {
     let uncovered: Vec<Day> = cover
         .iter()
-        .filter(|d| paying(d).is_empty())
+        .filter(|d| paying(claim, d).is_empty())
         .map(|d| d.day)
         .collect();
     if !uncovered.is_empty() {
-        let based_on = sources(cover.iter().flat_map(|d| paying(d)));
+        let based_on = sources(cover.iter().flat_map(|d| paying(claim, d)));
         return Evaluation {
             decision: Decision::Return {
                 uncovered_days: uncovered,
@@ -150,13 +156,13 @@ pub fn decide(
     // insurer where it is valid, else to the insurer valid on the most days.
     let mut valid_days: BTreeMap<&InsurerNumber, usize> = BTreeMap::new();
     for d in cover {
-        for i in paying(d) {
+        for i in paying(claim, d) {
             *valid_days.entry(&i.insurer).or_default() += 1;
         }
     }
     let everywhere: Vec<&InsurerCover> = cover
         .first()
-        .map(|d| paying(d))
+        .map(|d| paying(claim, d))
         .unwrap_or_default()
         .into_iter()
         .filter(|i| valid_days[&i.insurer] == cover.len())
@@ -172,7 +178,7 @@ pub fn decide(
         })
         .or_else(|| everywhere.iter().min_by(|a, b| a.insurer.cmp(&b.insurer)));
     let pick = |d: &DayCover| -> InsurerCover {
-        let candidates = paying(d);
+        let candidates = paying(claim, d);
         let chosen = match whole {
             Some(w) => candidates.iter().find(|i| i.insurer == w.insurer),
             None => candidates
@@ -236,9 +242,13 @@ pub fn decide(
     Evaluation { decision, based_on }
 }
 
-/// The enrolments that pay benefits on the day.
-fn paying(d: &DayCover) -> Vec<&InsurerCover> {
-    d.insurers.iter().filter(|i| i.benefits).collect()
+/// The enrolments that pay `claim`'s benefits on the day: benefits after
+/// loss only for the insurer billed.
+fn paying<'a>(claim: &ClaimTerms, d: &'a DayCover) -> Vec<&'a InsurerCover> {
+    d.insurers
+        .iter()
+        .filter(|i| i.benefits && (!i.after_loss || i.insurer == claim.billed_insurer))
+        .collect()
 }
 
 /// Where the claim's terms no longer hold for whoever pays each day.
@@ -310,6 +320,7 @@ mod tests {
     const A: &str = "01130012";
     const B: &str = "06139000";
     const NHI: &str = "138057";
+    const SEAMEN: &str = "02130011";
     const PAYER_SI: PayerOrganisation = PayerOrganisation::SocialInsuranceFund;
     const PAYER_NHI: PayerOrganisation = PayerOrganisation::NhiFederation;
 
@@ -334,8 +345,10 @@ mod tests {
     fn cover(n: &str, copay: u8) -> InsurerCover {
         let i = insurer(n);
         InsurerCover {
+            qualification: format!("Q-{n}").parse().unwrap(),
             payer: i.kind().payer(),
             insurer: i,
+            after_loss: false,
             copay: CopayRate::from_percent(copay).unwrap(),
             benefits: true,
             limit_categories: vec![],
@@ -513,6 +526,25 @@ mod tests {
         ));
         covered.public_expense = vec![payer];
         assert_eq!(decide(&c, &[covered], None).decision, Decision::Keep);
+    }
+
+    #[test]
+    fn benefits_after_loss_keep_only_the_claim_billed_to_that_insurer() {
+        let mut continued = cover(SEAMEN, 30);
+        continued.after_loss = true;
+        let c = claim(SEAMEN, &[5]);
+        assert_eq!(
+            decide(&c, &[day(5, vec![continued.clone()])], None).decision,
+            Decision::Keep
+        );
+        // Billed elsewhere: the continuation is not a payer to move it to.
+        let c = claim(A, &[5]);
+        assert_eq!(
+            decide(&c, &[day(5, vec![continued])], None).decision,
+            Decision::Return {
+                uncovered_days: vec![d(5)]
+            }
+        );
     }
 
     /// The oracle: the same rules, written as plainly as possible.
