@@ -29,6 +29,7 @@
 //! cargo run --release -p qledger-bench -- --persons 100000
 //! cargo run --release -p qledger-bench -- --persons 1000000 --json
 //! cargo run --release -p qledger-bench -- import --rows 200000
+//! cargo run --release -p qledger-bench -- claims --persons 1000000
 //! ```
 //!
 //! The `import` mode writes a CSV batch file of `--rows` sample qualification
@@ -43,6 +44,7 @@
 //! whole process, both databases included (two sets of memtables, two block
 //! caches); it must not grow with `--persons`: run two sizes and compare.
 
+mod claims;
 #[cfg(feature = "kafka")]
 mod kafka_import;
 mod probe;
@@ -110,6 +112,9 @@ enum Mode {
     /// cluster), against a raw idempotent producer sending the same records.
     #[cfg(feature = "kafka")]
     KafkaImport(ImportBench),
+    /// Claims: the pure decision function, re-evaluation after a burst of
+    /// retroactive losses and pre-submission checks, against raw multi_gets.
+    Claims(claims::ClaimsBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +139,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match &args.mode {
         Some(Mode::Import(bench)) => return import_bench(&args, bench),
+        Some(Mode::Claims(bench)) => {
+            let temp = tempfile::tempdir().context("creating a temporary directory")?;
+            let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+            return claims::run(args.seed, args.partitions, args.batch as usize, bench, &dir);
+        }
         #[cfg(feature = "kafka")]
         Some(Mode::KafkaImport(bench)) => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;

@@ -154,10 +154,16 @@ pub fn decide(
     // if it is (keep), else one the claim's payer organisation serves, else
     // the lowest number. Otherwise the claim splits: each day to the billed
     // insurer where it is valid, else to the insurer valid on the most days.
+    // Days on which each insurer pays (an insurer listed twice on a day,
+    // through two qualifications, counts once).
     let mut valid_days: BTreeMap<&InsurerNumber, usize> = BTreeMap::new();
     for d in cover {
-        for i in paying(claim, d) {
-            *valid_days.entry(&i.insurer).or_default() += 1;
+        let mut that_day: Vec<&InsurerNumber> =
+            paying(claim, d).into_iter().map(|i| &i.insurer).collect();
+        that_day.sort();
+        that_day.dedup();
+        for i in that_day {
+            *valid_days.entry(i).or_default() += 1;
         }
     }
     let everywhere: Vec<&InsurerCover> = cover
@@ -584,13 +590,11 @@ mod tests {
             let mut covers = Vec::new();
             let mut plain = Vec::new();
             for (n, insurers) in days.iter().enumerate() {
-                let mut seen = std::collections::BTreeSet::new();
+                // The same insurer may be listed twice on a day (two
+                // qualifications with it).
                 let mut list = Vec::new();
                 let mut plain_day = Vec::new();
                 for (i, benefits) in insurers {
-                    if !seen.insert(*i) {
-                        continue;
-                    }
                     let mut ic = cover(pool[*i], 30);
                     ic.benefits = *benefits;
                     plain_day.push((ic.insurer.clone(), *benefits));

@@ -64,6 +64,7 @@ impl Remote {
     }
 
     /// Gives up on a request (headers and body) after `timeout`.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn with_timeout(mut self, timeout: Duration) -> Remote {
         self.timeout = timeout;
         self
