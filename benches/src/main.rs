@@ -142,7 +142,7 @@ fn main() -> Result<()> {
         Some(Mode::Claims(bench)) => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
-            return claims::run(args.seed, args.partitions, args.batch as usize, bench, &dir);
+            return claims::run(args.seed, args.partitions, args.batch, bench, &dir);
         }
         #[cfg(feature = "kafka")]
         Some(Mode::KafkaImport(bench)) => {
