@@ -12,4 +12,5 @@ pub mod import;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod notices;
+pub mod receipt;
 pub mod service;

@@ -173,6 +173,29 @@ fn a_payer_registers_checks_and_follows_claims_from_batch_files() {
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert!(shown["withdrawn_by"]["event_id"].is_string(), "{shown:#}");
 
+    // A receipt file as the payer received it (Shift_JIS): each RE group a
+    // claim; the one without a service day is reported with its line.
+    let uke = dir.path().join("RECEIPTC.UKE");
+    let receipt = "IR,1,13,1,1234567,,テスト医院,50605,00,0312345678\r\n\
+        RE,1,1112,50604,ヤマダ　タロウ,1,3550512,70\r\n\
+        HO,01130012,あいう,1234,2,850\r\n\
+        SN,1,01,01130012,あいう,1234,01,,\r\n\
+        JD,1,,,,,,,,,,,,,,,,,,,,,1\r\n\
+        RE,2,1112,50604,サトウ,2,4020101,70\r\n\
+        HO,01130012,あいう,1234,1,300\r\n";
+    let (bytes, _, unmappable) = encoding_rs::SHIFT_JIS.encode(receipt);
+    assert!(!unmappable);
+    std::fs::write(&uke, &bytes).unwrap();
+    let checked = qledger(&["claims", "check", path(&uke), "--data", path(&data)]);
+    let checked = lines(&checked.stdout);
+    assert_eq!(checked.len(), 2, "{checked:?}");
+    assert_eq!(checked[0]["line"], 2);
+    assert_eq!(checked[0]["claim_id"], "1311234567-50605-1");
+    // 2024-04-20: after the move to the 健保組合 on the 16th.
+    assert_eq!(checked[0]["decision"]["action"], "reroute", "{checked:?}");
+    assert_eq!(checked[1]["line"], 6);
+    assert_eq!(checked[1]["error"]["field"], "record");
+
     // Through a server: the same answers.
     let server = Server::start(&["--data", path(&data)]);
     let remote = qledger(&["claims", "check", path(&batch), "--server", &server.url]);

@@ -4,8 +4,10 @@
 //! on a data directory.
 //!
 //! Batch files are JSON lines (one claim object per line, the fields of
-//! `POST /v1/claims`) or CSV with a header naming those fields
-//! (`service_days` as days separated by spaces or `;`). Files are read a
+//! `POST /v1/claims`), CSV with a header naming those fields
+//! (`service_days` as days separated by spaces or `;`), or the receipt files
+//! payers receive (`.UKE`, レセプト電算処理システム; see [`crate::receipt`]),
+//! each claim answered with the line of its `RE` record. Files are read a
 //! chunk at a time: memory stays bounded whatever their size, and every
 //! line is answered in order, a bad line with its error, without stopping.
 
@@ -69,7 +71,7 @@ pub struct ClaimsArgs {
 
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// JSON lines, or CSV (by the `.csv` extension).
+    /// JSON lines, CSV (`.csv`) or a receipt file (`.UKE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Publisher id of the payer.
@@ -147,10 +149,15 @@ struct Batch {
 impl Batch {
     fn open(path: &Path) -> Result<Batch> {
         let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let csv = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let lines: Box<dyn Iterator<Item = _>> = if csv {
+        let extension = |x: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(x));
+        let lines: Box<dyn Iterator<Item = _>> = if extension("uke") {
+            Box::new(
+                crate::receipt::Reader::new(BufReader::new(file)).map(|item| {
+                    let (line, claim) = item.context("reading the receipt file")?;
+                    Ok((line, claim.map_err(|e| FieldError::new("record", e))))
+                }),
+            )
+        } else if extension("csv") {
             let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
             let headers = reader.headers().context("reading the CSV header")?.clone();
             Box::new(reader.into_records().enumerate().map(move |(i, r)| {
