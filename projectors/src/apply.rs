@@ -919,6 +919,17 @@ impl Ctx<'_, '_> {
     fn rewrite(&mut self, kind: EntityKind, id: &str, mut state: EntityState) -> Res {
         let spans = timeline::of(kind, &state.facts);
         let mut old = std::mem::take(&mut state.current);
+        if kind != EntityKind::CardLink {
+            // Only the days whose attributes changed can change a claim.
+            let before: Vec<(Day, Option<Day>, &Snapshot)> = old
+                .iter()
+                .map(|s| (s.valid_from, s.valid_to, &s.snapshot))
+                .collect();
+            let after: Vec<(Day, Option<Day>, &Snapshot)> =
+                spans.iter().map(|(f, t, s)| (*f, *t, s)).collect();
+            self.touched
+                .extend(timeline::changed_ranges(&before, &after));
+        }
         let mut next = Vec::with_capacity(spans.len());
         for (from, to, snapshot) in spans {
             if let Some(i) = old
@@ -931,9 +942,6 @@ impl Ctx<'_, '_> {
             if let Snapshot::Qualification(q) = &snapshot {
                 self.index_insured(q)?;
             }
-            if kind != EntityKind::CardLink {
-                self.touched.push((from, to));
-            }
             let seg = Segment {
                 valid_from: from,
                 valid_to: to,
@@ -945,9 +953,6 @@ impl Ctx<'_, '_> {
             next.push(seg);
         }
         for closed in &old {
-            if kind != EntityKind::CardLink {
-                self.touched.push((closed.valid_from, closed.valid_to));
-            }
             let by = self.by.clone();
             self.put_row(kind, id, closed, Some(by));
         }

@@ -327,6 +327,43 @@ pub fn card_link(facts: &[Fact]) -> Vec<Span> {
     out
 }
 
+/// The day ranges on which two timelines of one entity differ (a segment
+/// present in one and not the other, or another snapshot), merged and in
+/// order; `None` is "onwards".
+pub fn changed_ranges<T: PartialEq>(
+    before: &[(Day, Option<Day>, T)],
+    after: &[(Day, Option<Day>, T)],
+) -> Vec<(Day, Option<Day>)> {
+    let mut cuts: Vec<Day> = before
+        .iter()
+        .chain(after)
+        .flat_map(|(from, to, _)| std::iter::once(*from).chain(*to))
+        .collect();
+    cuts.sort();
+    cuts.dedup();
+    let at = |list: &[(Day, Option<Day>, T)], day: Day| {
+        list.iter()
+            .position(|(from, to, _)| *from <= day && to.is_none_or(|to| day < to))
+    };
+    let mut out: Vec<(Day, Option<Day>)> = Vec::new();
+    for (i, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).copied();
+        let same = match (at(before, start), at(after, start)) {
+            (None, None) => true,
+            (Some(b), Some(a)) => before[b].2 == after[a].2,
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        match out.last_mut() {
+            Some((_, last_end)) if *last_end == Some(start) => *last_end = end,
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
 /// The timeline of an entity of any kind.
 pub fn of(kind: EntityKind, facts: &[Fact]) -> Vec<Span> {
     match kind {
@@ -344,6 +381,73 @@ mod tests {
 
     fn d(n: i32) -> Day {
         Day::from_days_since_epoch(n).unwrap()
+    }
+
+    #[test]
+    fn changed_ranges_are_where_the_timelines_differ() {
+        // A loss from day 100 of an open qualification: only [100, ∞) changed.
+        let before = [(d(0), None, 1)];
+        let after = [(d(0), Some(d(100)), 1)];
+        assert_eq!(changed_ranges(&before, &after), vec![(d(100), None)]);
+        // A change from day 50 to day 80 of a snapshot.
+        let before = [(d(0), Some(d(200)), 1)];
+        let after = [
+            (d(0), Some(d(50)), 1),
+            (d(50), Some(d(80)), 2),
+            (d(80), Some(d(200)), 1),
+        ];
+        assert_eq!(changed_ranges(&before, &after), vec![(d(50), Some(d(80)))]);
+        // Nothing changed; everything changed.
+        assert_eq!(changed_ranges(&before, &before), vec![]);
+        assert_eq!(changed_ranges(&before, &[]), vec![(d(0), Some(d(200)))]);
+        // Adjacent changes merge.
+        let after = [(d(0), Some(d(10)), 2), (d(10), Some(d(200)), 3)];
+        assert_eq!(changed_ranges(&before, &after), vec![(d(0), Some(d(200)))]);
+    }
+
+    /// A timeline of non-overlapping segments from sorted cut points.
+    fn tiles(cuts: &[i32], tags: &[u8], open_end: bool) -> Vec<(Day, Option<Day>, u8)> {
+        let mut cuts = cuts.to_vec();
+        cuts.sort();
+        cuts.dedup();
+        let mut out = Vec::new();
+        for (i, w) in cuts.windows(2).enumerate() {
+            let tag = tags[i % tags.len()];
+            if tag != 0 {
+                out.push((d(w[0]), Some(d(w[1])), tag));
+            }
+        }
+        if open_end {
+            if let (Some(last), Some(tag)) = (cuts.last(), tags.last()) {
+                out.push((d(*last), None, *tag));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn changed_ranges_hold_exactly_the_days_that_differ(
+            a in proptest::collection::vec(0i32..60, 1..6),
+            b in proptest::collection::vec(0i32..60, 1..6),
+            ta in proptest::collection::vec(0u8..3, 1..4),
+            tb in proptest::collection::vec(0u8..3, 1..4),
+            oa: bool,
+            ob: bool,
+        ) {
+            let before = tiles(&a, &ta, oa);
+            let after = tiles(&b, &tb, ob);
+            let changed = changed_ranges(&before, &after);
+            let at = |list: &[(Day, Option<Day>, u8)], day: Day| {
+                list.iter().find(|(f, t, _)| *f <= day && t.is_none_or(|t| day < t)).map(|x| x.2)
+            };
+            for n in -1..80 {
+                let day = d(n);
+                let differs = at(&before, day) != at(&after, day);
+                let inside = changed.iter().any(|(f, t)| *f <= day && t.is_none_or(|t| day < t));
+                prop_assert_eq!(differs, inside, "day {}", n);
+            }
+        }
     }
 
     fn snap(tag: i32) -> Snapshot {

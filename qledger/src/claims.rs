@@ -96,13 +96,22 @@ impl Ledger {
         let mut slots = Vec::new();
         for claim in claims {
             match claim {
-                Err(error) => slots.push(Err(error)),
+                Err(error) => slots.push(Slot::Invalid(error)),
                 Ok(claim) => {
                     let link = match self.patient_of(&claim)? {
                         Some(link) => link,
                         None => unmatched(&claim.claim_id),
                     };
-                    slots.push(Ok((claim.claim_id.clone(), link.clone())));
+                    // A claim sent again is acknowledged, not logged twice.
+                    let known = self
+                        .claim(&claim.claim_id)?
+                        .into_iter()
+                        .any(|(l, _)| l == link);
+                    if known {
+                        slots.push(Slot::Known(claim.claim_id.clone(), link));
+                        continue;
+                    }
+                    slots.push(Slot::New(claim.claim_id.clone(), link.clone()));
                     events.push(new_event(source, &link, claim.into()));
                 }
             }
@@ -113,11 +122,15 @@ impl Ledger {
         let mut out = Vec::with_capacity(slots.len());
         for slot in slots {
             let (claim_id, link) = match slot {
-                Err(error) => {
+                Slot::Invalid(error) => {
                     out.push(Registered::Rejected { error });
                     continue;
                 }
-                Ok(ids) => ids,
+                Slot::Known(claim_id, link) => {
+                    out.push(Registered::Duplicate { claim_id, link });
+                    continue;
+                }
+                Slot::New(claim_id, link) => (claim_id, link),
             };
             out.push(match outcomes.next().expect("one outcome per event") {
                 Submitted::Rejected { error } => Registered::Rejected { error },
@@ -243,6 +256,14 @@ pub fn check(
         link,
         evaluation,
     })
+}
+
+/// A claim sent to be registered, before its outcome is known.
+enum Slot {
+    Invalid(FieldError),
+    /// Registered before for this patient.
+    Known(ClaimId, LinkNumber),
+    New(ClaimId, LinkNumber),
 }
 
 /// The person id of a claim whose patient the ledger does not know.

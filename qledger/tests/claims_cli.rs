@@ -96,6 +96,12 @@ fn a_payer_registers_checks_and_follows_claims_from_batch_files() {
     let again = qledger(&["claims", "submit", path(&csv), "--data", path(&data)]);
     let again = lines(&again.stdout);
     assert_eq!(again[0]["status"], "duplicate", "{again:?}");
+    let letters = qledger(&["dead-letters", "--data", path(&data)]);
+    let letters: Value = serde_json::from_slice(&letters.stdout).unwrap();
+    assert_eq!(
+        letters["count"], 0,
+        "a claim sent again is not logged again: {letters:#}"
+    );
 
     // Check before submission: one answer per line, in order, nothing kept.
     let batch = dir.path().join("check.jsonl");
