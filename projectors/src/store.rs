@@ -355,4 +355,16 @@ impl Views {
         }
         self.db.flush().map_err(storage(&self.path))
     }
+
+    /// Flushes and waits until background compactions are done (for
+    /// benchmarks that must not time them).
+    pub fn settle(&self) -> Result<(), ProjectorError> {
+        self.flush()?;
+        if self.read_only {
+            return Ok(());
+        }
+        self.db
+            .wait_for_compact(&rocksdb::WaitForCompactOptions::default())
+            .map_err(storage(&self.path))
+    }
 }
