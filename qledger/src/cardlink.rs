@@ -34,18 +34,16 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Utc;
 use ledger::domain::{
     Branch, CardNumber, CardSerial, CardSymbol, Day, IndividualInsuredNumber, InsurerNumber,
     LinkNumber, PublisherId, RequestId, SealedContact,
 };
 use ledger::error::FieldError;
 use ledger::event::{
-    CardLinkRejected, CardLinkRequested, CardLinked, CardUnlinked, Envelope, Event,
-    LinkRejectionReason, Payload, UnlinkReason,
+    CardLinkRejected, CardLinkRequested, CardLinked, CardUnlinked, Event, LinkRejectionReason,
+    Payload, UnlinkReason,
 };
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::contact::{ContactAddress, ContactError};
 use crate::service::{Ledger, ServiceError, Submitted, Wait};
@@ -248,7 +246,7 @@ impl Decider {
     }
 
     fn event(&self, request: &LinkRequest, link: &LinkNumber, payload: Payload) -> Event {
-        new_event(&request.source, link, payload)
+        Event::new(&request.source, link, payload)
     }
 
     /// Ends the link of `serial` on `on` (a lost card, a revoked certificate,
@@ -318,7 +316,7 @@ impl Decider {
             };
             let day = on(since)?;
             ended_on = Some(day);
-            events.push(new_event(
+            events.push(Event::new(
                 source,
                 &holder,
                 Payload::CardUnlinked(CardUnlinked {
@@ -347,18 +345,6 @@ pub struct Unlinked {
     /// First day the serial is not linked.
     pub unlinked_on: Day,
     pub reason: UnlinkReason,
-}
-
-fn new_event(source: &PublisherId, link: &LinkNumber, payload: Payload) -> Event {
-    Event {
-        envelope: Envelope {
-            event_id: Uuid::now_v7(),
-            source: source.clone(),
-            link: link.clone(),
-            produced_at: Utc::now(),
-        },
-        payload,
-    }
 }
 
 fn requested(

@@ -8,8 +8,10 @@
 use chrono::Utc;
 use ledger::domain::{ClaimId, LinkNumber, PublisherId, RecordTime};
 use ledger::error::FieldError;
-use ledger::event::{json, ClaimSubmitted, ClaimWithdrawn, Envelope, Event, Payload};
-use projectors::claims::{ClaimState, Decision, Evaluation};
+use ledger::event::{json, ClaimSubmitted, ClaimWithdrawn, Event, Payload};
+use projectors::claims::overlap::OverlapFeedEntry;
+use projectors::claims::query::FeedCursor;
+use projectors::claims::{ClaimState, Decision, Evaluation, FeedEntry};
 use projectors::{ProjectorError, Views};
 use serde::Serialize;
 use serde_json::Value;
@@ -112,7 +114,7 @@ impl Ledger {
                         continue;
                     }
                     slots.push(Slot::New(claim.claim_id.clone(), link.clone()));
-                    events.push(new_event(source, &link, claim.into()));
+                    events.push(Event::new(source, &link, claim.into()));
                 }
             }
         }
@@ -179,7 +181,7 @@ impl Ledger {
         else {
             return Ok(None);
         };
-        let event = new_event(
+        let event = Event::new(
             source,
             &link,
             ClaimWithdrawn {
@@ -258,6 +260,33 @@ pub fn check(
     })
 }
 
+/// A page of the decision feed as the API answers it: each entry with its
+/// cursor, and `next`, the cursor to poll from.
+pub fn decisions_page(page: Vec<(FeedCursor, FeedEntry)>) -> Value {
+    let next = page.last().map(|(c, _)| c.to_string());
+    let entries: Vec<Value> = page
+        .into_iter()
+        .map(|(cursor, entry)| with_cursor(&entry, cursor.to_string()))
+        .collect();
+    serde_json::json!({"decisions": entries, "next": next})
+}
+
+/// A page of the overlap feed as the API answers it.
+pub fn overlaps_page(page: Vec<(String, OverlapFeedEntry)>) -> Value {
+    let next = page.last().map(|(c, _)| c.clone());
+    let entries: Vec<Value> = page
+        .into_iter()
+        .map(|(cursor, entry)| with_cursor(&entry, cursor))
+        .collect();
+    serde_json::json!({"overlaps": entries, "next": next})
+}
+
+fn with_cursor(entry: &impl Serialize, cursor: String) -> Value {
+    let mut v = serde_json::json!(entry);
+    v["cursor"] = Value::String(cursor);
+    v
+}
+
 /// A claim sent to be registered, before its outcome is known.
 enum Slot {
     Invalid(FieldError),
@@ -272,18 +301,6 @@ fn unmatched(id: &ClaimId) -> LinkNumber {
     LinkNumber::parse(&text)
         .or_else(|_| LinkNumber::parse(&text[..64.min(text.len())]))
         .expect("a claim id makes a valid person id")
-}
-
-fn new_event(source: &PublisherId, link: &LinkNumber, payload: Payload) -> Event {
-    Event {
-        envelope: Envelope {
-            event_id: Uuid::now_v7(),
-            source: source.clone(),
-            link: link.clone(),
-            produced_at: Utc::now(),
-        },
-        payload,
-    }
 }
 
 #[cfg(test)]

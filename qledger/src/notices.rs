@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use ledger::domain::{LinkNumber, PublisherId, RecordTime, RequestId, SealedContact};
 use ledger::event::{
-    avro, ContactErased, Envelope, Event, NoticeDelivered, NoticeDeliveryFailed, NoticeFailure,
+    avro, ContactErased, Event, NoticeDelivered, NoticeDeliveryFailed, NoticeFailure,
     NoticePublished, NoticeSendStarted, Payload,
 };
 use ledger::log::{AppendRequest, EventLog};
@@ -461,15 +461,7 @@ impl Notifier {
         link: &LinkNumber,
         payload: Payload,
     ) -> Result<(), NotifierError> {
-        let event = Event {
-            envelope: Envelope {
-                event_id: Uuid::now_v7(),
-                source: self.source.clone(),
-                link: link.clone(),
-                produced_at: Utc::now(),
-            },
-            payload,
-        };
+        let event = Event::new(&self.source, link, payload);
         for outcome in ledger.submit(vec![event], Wait::Projected(PROJECTED_WITHIN))? {
             match outcome {
                 Submitted::Rejected { error } => {

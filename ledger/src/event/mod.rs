@@ -145,6 +145,20 @@ impl std::fmt::Display for EventType {
 }
 
 impl Event {
+    /// A new event made now by `source` about person `link`: a fresh
+    /// UUIDv7 and the clock as the producer's time.
+    pub fn new(source: &PublisherId, link: &LinkNumber, payload: Payload) -> Event {
+        Event {
+            envelope: Envelope {
+                event_id: Uuid::now_v7(),
+                source: source.clone(),
+                link: link.clone(),
+                produced_at: Utc::now(),
+            },
+            payload,
+        }
+    }
+
     pub fn event_type(&self) -> EventType {
         self.payload.event_type()
     }

@@ -408,16 +408,7 @@ fn decisions(args: DecisionsArgs) -> Result<ExitCode> {
         .transpose()?;
     let views = read_only_views(&args.target.data_dir())?;
     let page = views.decision_feed(args.payer, after.as_ref(), args.limit)?;
-    let next = page.last().map(|(c, _)| c.to_string());
-    let entries: Vec<Value> = page
-        .into_iter()
-        .map(|(cursor, entry)| {
-            let mut v = json!(entry);
-            v["cursor"] = json!(cursor.to_string());
-            v
-        })
-        .collect();
-    print_json(&json!({"decisions": entries, "next": next})).map(|_| ExitCode::SUCCESS)
+    print_json(&crate::claims::decisions_page(page)).map(|_| ExitCode::SUCCESS)
 }
 
 fn withdraw(args: WithdrawArgs) -> Result<ExitCode> {
@@ -468,14 +459,5 @@ fn overlaps(args: OverlapsArgs) -> Result<ExitCode> {
     }
     let views = read_only_views(&args.target.data_dir())?;
     let page = views.overlap_feed(args.insurer.as_ref(), args.after.as_deref(), args.limit)?;
-    let next = page.last().map(|(c, _)| c.clone());
-    let entries: Vec<Value> = page
-        .into_iter()
-        .map(|(cursor, entry)| {
-            let mut v = json!(entry);
-            v["cursor"] = json!(cursor);
-            v
-        })
-        .collect();
-    print_json(&json!({"overlaps": entries, "next": next})).map(|_| ExitCode::SUCCESS)
+    print_json(&crate::claims::overlaps_page(page)).map(|_| ExitCode::SUCCESS)
 }

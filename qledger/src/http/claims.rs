@@ -62,16 +62,7 @@ async fn overlaps(
             .overlap_feed(insurer.as_ref(), after.as_deref(), limit)?)
     })
     .await?;
-    let next = page.last().map(|(c, _)| c.clone());
-    let entries: Vec<Value> = page
-        .into_iter()
-        .map(|(cursor, entry)| {
-            let mut v = json!(entry);
-            v["cursor"] = json!(cursor);
-            v
-        })
-        .collect();
-    Ok(Json(json!({"overlaps": entries, "next": next})).into_response())
+    Ok(Json(crate::claims::overlaps_page(page)).into_response())
 }
 
 fn limit_of(params: &Params) -> Result<usize, ApiError> {
@@ -251,14 +242,5 @@ async fn decisions(
         Ok(l.views().decision_feed(payer, after.as_ref(), limit)?)
     })
     .await?;
-    let next = page.last().map(|(c, _)| c.to_string());
-    let entries: Vec<Value> = page
-        .into_iter()
-        .map(|(cursor, entry)| {
-            let mut v = json!(entry);
-            v["cursor"] = json!(cursor.to_string());
-            v
-        })
-        .collect();
-    Ok(Json(json!({"decisions": entries, "next": next})).into_response())
+    Ok(Json(crate::claims::decisions_page(page)).into_response())
 }
