@@ -172,6 +172,7 @@ pub(crate) fn record(txn: &mut Txn<'_>, rec: &LogRecord) -> Result<Outcome, Proj
         link: event.envelope.link.as_str().to_owned(),
         by,
         touched: Vec::new(),
+        qualification_changed: false,
     };
     match ctx.event(&event)? {
         Step::Done => {
@@ -194,6 +195,8 @@ struct Ctx<'t, 'db> {
     /// Valid-time ranges whose qualifications, certificates or subsidies
     /// this event changed: the months of the claims to decide again.
     touched: Vec<(Day, Option<Day>)>,
+    /// Whether a qualification's timeline changed (overlaps may have).
+    qualification_changed: bool,
 }
 
 type Res = Result<Step, ProjectorError>;
@@ -705,8 +708,6 @@ impl Ctx<'_, '_> {
             return Ok(());
         }
         let touched = std::mem::take(&mut self.touched);
-        let versions = self.person_versions()?;
-        self.refresh_overlaps(&versions)?;
         let index = self.claim_index()?;
         let affected: Vec<ledger::domain::ClaimId> = index
             .months
@@ -723,6 +724,14 @@ impl Ctx<'_, '_> {
             })
             .flat_map(|(_, ids)| ids.iter().cloned())
             .collect();
+        // Most events change no claim and no overlap: read nothing more.
+        if affected.is_empty() && !self.qualification_changed {
+            return Ok(());
+        }
+        let versions = self.person_versions()?;
+        if self.qualification_changed {
+            self.refresh_overlaps(&versions)?;
+        }
         for id in affected {
             let key = keys::claim(&self.link, id.as_str());
             let Some(mut state) = self.txn.get_json::<ClaimState>(&key)? else {
@@ -927,8 +936,9 @@ impl Ctx<'_, '_> {
                 .collect();
             let after: Vec<(Day, Option<Day>, &Snapshot)> =
                 spans.iter().map(|(f, t, s)| (*f, *t, s)).collect();
-            self.touched
-                .extend(timeline::changed_ranges(&before, &after));
+            let changed = timeline::changed_ranges(&before, &after);
+            self.qualification_changed |= kind == EntityKind::Qualification && !changed.is_empty();
+            self.touched.extend(changed);
         }
         let mut next = Vec::with_capacity(spans.len());
         for (from, to, snapshot) in spans {

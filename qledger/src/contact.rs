@@ -101,10 +101,6 @@ impl ContactKeys {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path(&self, key_id: Uuid) -> PathBuf {
         self.dir.join(format!("{key_id}.key"))
     }

@@ -42,11 +42,6 @@ impl ClaimState {
     pub fn current(&self) -> Option<&DecisionRecord> {
         self.decisions.last()
     }
-
-    /// The terms the decision function reads.
-    pub fn terms(&self) -> ClaimTerms {
-        ClaimTerms::of(&self.claim)
-    }
 }
 
 impl ClaimTerms {

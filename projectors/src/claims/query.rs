@@ -176,14 +176,4 @@ impl Views {
         }
         Ok(out)
     }
-
-    /// A person's overlap notices, open and cleared.
-    pub fn overlaps_of(
-        &self,
-        link: &LinkNumber,
-    ) -> Result<Vec<super::overlap::OverlapNotice>, ProjectorError> {
-        Ok(self
-            .get_json(&keys::overlaps(link.as_str()))?
-            .unwrap_or_default())
-    }
 }

@@ -20,7 +20,7 @@ use ledger::event::UnlinkReason;
 use projectors::model::LinkRequestStatus;
 use serde_json::{json, Value};
 
-use super::query::read_only_views;
+use super::query::{print_answer, read_only_views};
 use super::remote::{encode, Remote};
 use super::{card_authority, open_ledger, print_json, status, Target};
 use crate::cardlink::{LinkDecision, LinkRequest};
@@ -113,11 +113,7 @@ pub(super) fn link_request(args: LinkRequestArgs) -> Result<ExitCode> {
             encode(args.request_id.as_str())
         );
         let answer = Remote::new(server)?.get(&path)?;
-        return match answer.status {
-            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
-            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
-            s => bail!("the server answered {s}: {}", answer.detail()),
-        };
+        return print_answer(answer);
     }
     let views = read_only_views(&args.target.data_dir())?;
     let mut found: Vec<Value> = views
@@ -225,11 +221,7 @@ pub(super) fn unlink(args: UnlinkCardArgs) -> Result<ExitCode> {
         });
         let path = format!("/v1/card-links/{}/unlink", encode(args.serial.as_str()));
         let answer = Remote::new(server)?.post(&path, &body)?;
-        return match answer.status {
-            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
-            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
-            s => bail!("the server answered {s}: {}", answer.detail()),
-        };
+        return print_answer(answer);
     }
     let mut ledger = open_ledger(&args.target.data_dir(), DEFAULT_PARTITIONS)?;
     ledger.start_projector();

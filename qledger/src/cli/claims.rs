@@ -24,7 +24,7 @@ use ledger::error::FieldError;
 use projectors::claims::query::FeedCursor;
 use serde_json::{json, Map, Value};
 
-use super::query::read_only_views;
+use super::query::{print_answer, read_only_views};
 use super::remote::{encode, query, Remote};
 use super::{open_ledger, print_json, status, Target};
 use crate::claims::{check, parse_claim};
@@ -359,11 +359,7 @@ fn show(args: ShowArgs) -> Result<ExitCode> {
     if let Some(server) = &args.target.server {
         let answer =
             Remote::new(server)?.get(&format!("/v1/claims/{}", encode(args.claim_id.as_str())))?;
-        return match answer.status {
-            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
-            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
-            s => bail!("the server answered {s}: {}", answer.detail()),
-        };
+        return print_answer(answer);
     }
     let views = read_only_views(&args.target.data_dir())?;
     let mut found: Vec<Value> = views
@@ -418,11 +414,7 @@ fn withdraw(args: WithdrawArgs) -> Result<ExitCode> {
             &path,
             &json!({"reason": args.reason, "source": args.source.to_string()}),
         )?;
-        return match answer.status {
-            StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
-            StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
-            s => bail!("the server answered {s}: {}", answer.detail()),
-        };
+        return print_answer(answer);
     }
     let mut ledger = open_ledger(&args.target.data_dir(), DEFAULT_PARTITIONS)?;
     ledger.start_projector();

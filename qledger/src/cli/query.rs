@@ -29,7 +29,7 @@ pub(super) fn read_only_views(data: &Path) -> Result<Views> {
 }
 
 /// A server's answer: 200 printed (exit 0), 404 printed (exit 1), else an error.
-fn print_answer(answer: Answer) -> Result<ExitCode> {
+pub(super) fn print_answer(answer: Answer) -> Result<ExitCode> {
     match answer.status {
         StatusCode::OK => print_json(&answer.body).map(|_| ExitCode::SUCCESS),
         StatusCode::NOT_FOUND => print_json(&answer.body).map(|_| status(false)),
