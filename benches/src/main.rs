@@ -635,7 +635,7 @@ struct Census {
 
 fn census(views: &Views) -> Result<Census> {
     use projectors::keys::view;
-    let names: [(u8, &str); 11] = [
+    let names: [(u8, &str); 20] = [
         (view::META, "meta"),
         (view::OFFSETS, "offsets"),
         (view::APPLIED, "applied"),
@@ -647,6 +647,15 @@ fn census(views: &Views) -> Result<Census> {
         (view::INSURED_INDEX, "insured_index"),
         (view::SERIAL_INDEX, "serial_index"),
         (view::DEAD_LETTER, "dead_letter"),
+        (view::NOTICE_INDEX, "request_index"),
+        (view::NOTICE_OUTBOX, "notice_outbox"),
+        (view::CLAIM, "claim"),
+        (view::CLAIM_INDEX, "claim_index"),
+        (view::CLAIM_BY_ID, "claim_by_id"),
+        (view::DECISION_FEED, "decision_feed"),
+        (view::PERSON_ENTITIES, "person_entities"),
+        (view::OVERLAPS, "overlaps"),
+        (view::OVERLAP_FEED, "overlap_feed"),
     ];
     let mut counts = [(0u64, 0u64); 256];
     views
