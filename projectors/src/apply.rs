@@ -303,6 +303,11 @@ impl Ctx<'_, '_> {
                     )
                     .into());
                 }
+                if let Some(r) =
+                    self.not_owner(EntityKind::Qualification, c.qualification_id.as_str(), &qual)
+                {
+                    return Ok(r.into());
+                }
                 let state = self.entity(EntityKind::Certificate, c.certificate_id.as_str())?;
                 if !state.facts.is_empty() {
                     return Ok(
@@ -906,6 +911,9 @@ impl Ctx<'_, '_> {
         mut state: EntityState,
         payload: &Payload,
     ) -> Res {
+        if let Some(r) = self.not_owner(kind, id, &state) {
+            return Ok(r.into());
+        }
         if state.facts.is_empty() {
             self.register_entity(kind, id)?;
         }
@@ -921,6 +929,44 @@ impl Ctx<'_, '_> {
             },
         );
         self.rewrite(kind, id, state)
+    }
+
+    /// A qualification, certificate or subsidy is changed, ended or retracted
+    /// only by the publisher that founded it (the `envelope.source` of its
+    /// acquisition, issue or grant): intake holds each client to its own
+    /// source, so this keeps an insurer off another insurer's records. Card
+    /// links are the ledger's decisions and are exempt.
+    fn not_owner(&self, kind: EntityKind, id: &str, state: &EntityState) -> Option<Reject> {
+        if kind == EntityKind::CardLink {
+            return None;
+        }
+        let founder = state
+            .facts
+            .iter()
+            .find(|f| {
+                matches!(
+                    f.payload,
+                    Payload::QualificationAcquired(_)
+                        | Payload::CertificateIssued(_)
+                        | Payload::SubsidyGranted(_)
+                )
+            })
+            .or(state.facts.first())?;
+        (founder.by.source != self.by.source).then(|| {
+            reject_at(
+                "envelope.source",
+                format!(
+                    "{} {id} belongs to publisher {}; only it may change it",
+                    match kind {
+                        EntityKind::Qualification => "qualification",
+                        EntityKind::Certificate => "certificate",
+                        EntityKind::Subsidy => "subsidy",
+                        EntityKind::CardLink => "card link",
+                    },
+                    founder.by.source
+                ),
+            )
+        })
     }
 
     /// Recomputes the timeline from the facts; closes what no longer holds,
@@ -1056,6 +1102,9 @@ impl Ctx<'_, '_> {
             .into());
         }
         let mut state = self.entity(kind, &id)?;
+        if let Some(r) = self.not_owner(kind, &id, &state) {
+            return Ok(r.into());
+        }
         match event_id {
             None => {
                 if !has_acquisition(&state) {

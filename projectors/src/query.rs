@@ -127,6 +127,38 @@ impl Views {
         on: Day,
         as_of: Option<RecordTime>,
     ) -> Result<Lookup, ProjectorError> {
+        self.lookup(key, on, as_of, None)
+    }
+
+    /// [`Views::eligibility`] for a caller who must also know the holder's
+    /// date of birth (as the online check asks): a person none of whose
+    /// qualifications, as known at `as_of`, carries `birth_date` is not
+    /// found — the same answer as a key the ledger does not know.
+    pub fn eligibility_of_holder(
+        &self,
+        key: &LookupKey,
+        birth_date: Day,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Lookup, ProjectorError> {
+        self.lookup(key, on, as_of, Some(birth_date))
+    }
+
+    fn lookup(
+        &self,
+        key: &LookupKey,
+        on: Day,
+        as_of: Option<RecordTime>,
+        birth_date: Option<Day>,
+    ) -> Result<Lookup, ProjectorError> {
+        let born = |rows: &[PersonRow]| {
+            birth_date.is_none_or(|b| {
+                rows.iter().any(|(_, _, r)| {
+                    r.known_at(as_of)
+                        && matches!(&r.snapshot, Snapshot::Qualification(q) if q.birth_date == b)
+                })
+            })
+        };
         let mut found: Vec<Vec<PersonRow>> = Vec::new();
         let mut not_linked_since: Option<Day> = None;
         match key {
@@ -137,7 +169,7 @@ impl Views {
                         r.known_at(as_of)
                             && matches!(&r.snapshot, Snapshot::Qualification(q) if q.insured_number().as_ref() == Some(number))
                     });
-                    if carries {
+                    if carries && born(&rows) {
                         found.push(rows);
                     }
                 }
@@ -149,6 +181,9 @@ impl Views {
                 let mut holder: Option<(RecordTime, Vec<PersonRow>)> = None;
                 for link in self.candidates(&keys::serial_index_prefix(serial.as_str()))? {
                     let rows = self.rows_of(&link)?;
+                    if !born(&rows) {
+                        continue;
+                    }
                     let periods = rows.iter().filter(|(kind, id, r)| {
                         *kind == EntityKind::CardLink && id == serial.as_str() && r.known_at(as_of)
                     });

@@ -2,6 +2,7 @@
 //! (axum) and the CLI. Both front ends call [`service::Ledger`]; neither
 //! contains ledger logic of its own.
 
+pub mod auth;
 pub mod cardcert;
 pub mod cardlink;
 pub mod claims;

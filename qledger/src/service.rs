@@ -159,8 +159,10 @@ impl Core {
         self.submit_parsed(parsed, wait)
     }
 
+    /// Appends the events parsed (and validated) by the caller; each error
+    /// becomes that slot's rejection. One outcome per item, in order.
     #[tracing::instrument(skip_all, fields(events = parsed.len()))]
-    fn submit_parsed(
+    pub fn submit_parsed(
         &self,
         parsed: Vec<Result<Event, FieldError>>,
         wait: Wait,
@@ -568,6 +570,16 @@ impl Ledger {
         self.core().submit(events, wait)
     }
 
+    /// Appends events the caller parsed with [`json::from_value`] (which
+    /// validates); each error becomes that slot's rejection.
+    pub fn submit_parsed(
+        &self,
+        parsed: Vec<Result<Event, FieldError>>,
+        wait: Wait,
+    ) -> Result<Vec<Submitted>, ServiceError> {
+        self.core().submit_parsed(parsed, wait)
+    }
+
     pub fn eligibility(
         &self,
         key: &LookupKey,
@@ -575,6 +587,20 @@ impl Ledger {
         as_of: Option<RecordTime>,
     ) -> Result<Lookup, ServiceError> {
         Ok(self.views.eligibility(key, on, as_of)?)
+    }
+
+    /// [`Ledger::eligibility`] for a caller who must know the holder's date
+    /// of birth: a mismatch is answered as [`Lookup::NotFound`].
+    pub fn eligibility_of_holder(
+        &self,
+        key: &LookupKey,
+        birth_date: Day,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Lookup, ServiceError> {
+        Ok(self
+            .views
+            .eligibility_of_holder(key, birth_date, on, as_of)?)
     }
 
     pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ServiceError> {

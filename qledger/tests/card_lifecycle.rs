@@ -40,7 +40,7 @@ fn date(d: Day) -> (i32, u8, u8) {
 fn card_answer(server: &Server, serial: &str, on: Day) -> (u16, Value) {
     server.http(
         "GET",
-        &format!("/v1/eligibility/card/{serial}?on={on}"),
+        &format!("/v1/eligibility/card/{serial}?birth_date=1980-05-12&on={on}"),
         None,
     )
 }
@@ -354,6 +354,8 @@ fn certificate_and_subsidy_windows_hold_to_the_day_across_month_and_year_ends() 
             "eligibility",
             "--card",
             "D001",
+            "--birth-date",
+            "1980-05-12",
             "--on",
             on,
             "--server",

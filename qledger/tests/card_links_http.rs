@@ -72,7 +72,12 @@ fn link_requests_over_http_are_decided_with_verified_certificates() {
         (200, Some("already_linked")),
         "{body}"
     );
-    let (status, body) = http(&server, "GET", "/v1/eligibility/card/AA01", None);
+    let (status, body) = http(
+        &server,
+        "GET",
+        "/v1/eligibility/card/AA01?birth_date=1980-05-12",
+        None,
+    );
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("found")),
@@ -107,7 +112,12 @@ fn link_requests_over_http_are_decided_with_verified_certificates() {
             "no personal field of the certificate"
         );
     }
-    let (_, body) = http(&server, "GET", "/v1/eligibility/card/CC03", None);
+    let (_, body) = http(
+        &server,
+        "GET",
+        "/v1/eligibility/card/CC03?birth_date=1980-05-12",
+        None,
+    );
     assert_eq!(
         body["type"], "/problems/not-found",
         "a refused card is not linked"
@@ -151,7 +161,7 @@ fn link_requests_over_http_are_decided_with_verified_certificates() {
     let (status, body) = http(
         &server,
         "GET",
-        &format!("/v1/eligibility/card/AA01?on={tomorrow}"),
+        &format!("/v1/eligibility/card/AA01?birth_date=1980-05-12&on={tomorrow}"),
         None,
     );
     assert_eq!(status, 404, "{body}");
@@ -256,7 +266,15 @@ fn link_and_unlink_from_the_command_line() {
     assert_eq!(refused.status.code(), Some(1), "{out}");
     assert!(out.contains("CERTIFICATE_REVOKED"), "{out}");
 
-    let found = qledger(&["eligibility", "--data", &data, "--card", "AA01"]);
+    let found = qledger(&[
+        "eligibility",
+        "--data",
+        &data,
+        "--card",
+        "AA01",
+        "--birth-date",
+        "1980-05-12",
+    ]);
     assert_eq!(found.status.code(), Some(0), "{found:?}");
     let tomorrow = ledger::domain::Day::today_in_japan().succ().to_string();
     let unlinked = qledger(&[
@@ -276,6 +294,8 @@ fn link_and_unlink_from_the_command_line() {
         &data,
         "--card",
         "AA01",
+        "--birth-date",
+        "1980-05-12",
         "--on",
         &tomorrow,
     ]);

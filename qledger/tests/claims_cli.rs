@@ -30,7 +30,7 @@ fn history(dir: &Path) -> std::path::PathBuf {
     let lost = json!({
         "type": "QualificationLost",
         "envelope": {"event_id": uuid::Uuid::now_v7().to_string(), "link": "L-C1",
-                     "produced_at": "2024-05-01T00:00:00Z", "source": "insurer"},
+                     "produced_at": "2024-05-01T00:00:00Z", "source": "insurer-01130012"},
         "qualification_id": "Q-C1", "lost_on": "2024-04-16", "reason": "EMPLOYMENT_ENDED",
     });
     let file = dir.join("events.jsonl");

@@ -49,7 +49,7 @@ fn event(link: &str, kind: &str, body: Value) -> Value {
         "event_id": uuid::Uuid::now_v7().to_string(),
         "link": link,
         "produced_at": "2024-05-20T00:00:00Z",
-        "source": "insurer",
+        "source": "insurer-01130012",
     });
     e
 }

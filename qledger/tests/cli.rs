@@ -216,6 +216,8 @@ fn generate_publish_query_replay_verify() {
         path(&data),
         "--card",
         "0A",
+        "--birth-date",
+        "1980-05-12",
         "--on",
         "2024-02-30",
     ]);
@@ -292,9 +294,23 @@ fn demo_loads_without_dead_letters() {
         );
         assert!(out.contains("/v1/persons/L-P17/history"), "{out}");
         assert!(out.contains("/v1/eligibility/card/"), "{out}");
+        assert!(
+            out.contains("?birth_date="),
+            "a card lookup gives the birth date: {out}"
+        );
+        // The demo's auditor token is printed once and stored as a hash.
+        let token = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("T=qlt_"))
+            .expect("the demo prints its token");
+        let tokens = std::fs::read_to_string(data.join("tokens.toml")).unwrap();
+        assert!(
+            tokens.contains("demo-auditor") && !tokens.contains(token),
+            "{tokens}"
+        );
         assert!(out.contains("rejected: 0"), "{out}");
         assert!(
-            out.contains("curl -s 'http://127.0.0.1:8080/v1/eligibility?insurer="),
+            out.contains("curl -s -H \"Authorization: Bearer $T\" 'http://127.0.0.1:8080/v1/eligibility?insurer="),
             "{out}"
         );
     }
@@ -344,6 +360,7 @@ fn server_mode_against_a_running_server() {
             "127.0.0.1:0",
             "--partitions",
             "2",
+            "--no-auth",
         ])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())

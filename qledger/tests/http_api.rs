@@ -84,7 +84,7 @@ fn assert_problem(reply: &Reply, status: StatusCode, kind: &str) {
 #[tokio::test]
 async fn single_event_accepted_then_duplicate_then_rejected() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
 
     let accepted = post(&app, "/v1/events", &example(ACQUIRED)).await;
     assert_eq!(accepted.status, StatusCode::CREATED, "{}", accepted.body);
@@ -131,7 +131,7 @@ async fn single_event_accepted_then_duplicate_then_rejected() {
 #[tokio::test]
 async fn a_rejected_element_does_not_lose_the_rest_of_the_batch() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     let mut bad = example(LOST);
     bad.as_object_mut().unwrap().remove("lost_on");
     let batch = json!([example(ACQUIRED), bad, example(LINKED)]);
@@ -164,7 +164,7 @@ async fn a_rejected_element_does_not_lose_the_rest_of_the_batch() {
 #[tokio::test]
 async fn eligibility_by_insured_number() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     let posted = post(
         &app,
         "/v1/events?wait=projected&timeout_ms=10000",
@@ -210,7 +210,7 @@ async fn eligibility_by_insured_number() {
 #[tokio::test]
 async fn each_bad_parameter_is_a_400_naming_it() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     let cases = [
         (
             "/v1/eligibility?insurer=01130013&number=1234&branch=01",
@@ -248,7 +248,15 @@ async fn each_bad_parameter_is_a_400_naming_it() {
             "insurer_number",
         ),
         ("/v1/eligibility/card/XYZ", "serial"),
-        ("/v1/eligibility/card/0A1B?on=tomorrow", "on"),
+        (
+            "/v1/eligibility/card/0A1B?birth_date=1980-05-12&on=tomorrow",
+            "on",
+        ),
+        ("/v1/eligibility/card/0A1B?on=2024-05-01", "birth_date"),
+        (
+            "/v1/eligibility/card/0A1B?birth_date=1980-02-30",
+            "birth_date",
+        ),
         ("/v1/persons/a%20b/history", "link"),
         ("/v1/dead-letters?after=3", "after"),
         ("/v1/dead-letters?limit=0", "limit"),
@@ -270,32 +278,61 @@ async fn each_bad_parameter_is_a_400_naming_it() {
 #[tokio::test]
 async fn eligibility_by_card_serial() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     let batch = json!([example(ACQUIRED), example(LINKED)]);
     assert_eq!(
         post(&app, "/v1/events?wait=projected", &batch).await.body["accepted"],
         2
     );
 
-    let found = get(&app, "/v1/eligibility/card/0a1b2c3d4e5f?on=2024-05-01").await;
+    let found = get(
+        &app,
+        "/v1/eligibility/card/0a1b2c3d4e5f?birth_date=1980-05-12&on=2024-05-01",
+    )
+    .await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.body);
     assert_eq!(found.body["status"], "found");
     assert_eq!(found.body["qualifications"][0]["card_number"], "1234");
 
     let unlinked = post(&app, "/v1/events?wait=projected", &example(UNLINKED)).await;
     assert_eq!(unlinked.status, StatusCode::CREATED, "{}", unlinked.body);
-    let after = get(&app, "/v1/eligibility/card/0A1B2C3D4E5F?on=2029-06-01").await;
+    // Another date of birth is answered as an unknown serial: same status,
+    // same body, whether the link is live or ended.
+    let wrong_birth = get(
+        &app,
+        "/v1/eligibility/card/0a1b2c3d4e5f?birth_date=1980-05-13&on=2024-05-01",
+    )
+    .await;
+    assert_problem(&wrong_birth, StatusCode::NOT_FOUND, "/problems/not-found");
+
+    let after = get(
+        &app,
+        "/v1/eligibility/card/0A1B2C3D4E5F?birth_date=1980-05-12&on=2029-06-01",
+    )
+    .await;
     assert_problem(&after, StatusCode::NOT_FOUND, "/problems/card-not-linked");
     assert_eq!(after.body["since"], "2029-05-12");
+    let after_wrong = get(
+        &app,
+        "/v1/eligibility/card/0A1B2C3D4E5F?birth_date=1981-05-12&on=2029-06-01",
+    )
+    .await;
+    assert_problem(&after_wrong, StatusCode::NOT_FOUND, "/problems/not-found");
 
-    let unknown = get(&app, "/v1/eligibility/card/FFFF?on=2024-05-01").await;
+    let unknown = get(
+        &app,
+        "/v1/eligibility/card/FFFF?birth_date=1980-05-13&on=2024-05-01",
+    )
+    .await;
     assert_problem(&unknown, StatusCode::NOT_FOUND, "/problems/not-found");
+    assert_eq!(unknown.body, wrong_birth.body);
+    assert_eq!(unknown.body, after_wrong.body);
 }
 
 #[tokio::test]
 async fn history_of_a_person() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     post(
         &app,
         "/v1/events?wait=projected",
@@ -319,7 +356,7 @@ async fn history_of_a_person() {
 #[tokio::test]
 async fn dead_letters_page_with_a_cursor() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     // Losses of qualifications the ledger never saw acquired cannot be applied.
     let mut second = example(LOST);
     second["envelope"]["event_id"] = json!("0190a1b2-c3d4-7000-8000-00000000fff1");
@@ -348,7 +385,11 @@ async fn dead_letters_page_with_a_cursor() {
 #[tokio::test]
 async fn healthz() {
     let (_dir, ledger) = ledger();
-    let reply = get(&router(ledger), "/healthz").await;
+    let reply = get(
+        &router(ledger, std::sync::Arc::new(qledger::http::Access::open())),
+        "/healthz",
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body, json!({"status": "ok"}));
 }
@@ -356,7 +397,7 @@ async fn healthz() {
 #[tokio::test]
 async fn request_errors_are_problems_too() {
     let (_dir, ledger) = ledger();
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
 
     let malformed = Request::post("/v1/events")
         .header(header::CONTENT_TYPE, "application/json")
@@ -432,7 +473,8 @@ async fn serves_over_a_socket_and_shuts_down_gracefully() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(ledger, listener, async {
+    let access = std::sync::Arc::new(qledger::http::Access::open());
+    let server = tokio::spawn(serve(ledger, access, listener, async {
         let _ = stopped.await;
     }));
 

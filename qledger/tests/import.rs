@@ -256,10 +256,19 @@ fn avro_union_file_imports_every_event_type() {
     );
 
     // A serial linked in the file is found through the CLI.
-    let linked = events
+    let (linked_link, linked) = events
         .iter()
         .find_map(|e| match &e.payload {
-            Payload::CardLinked(l) => Some(l.clone()),
+            Payload::CardLinked(l) => Some((e.envelope.link.clone(), l.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let born = events
+        .iter()
+        .find_map(|e| match &e.payload {
+            Payload::QualificationAcquired(a) if e.envelope.link == linked_link => {
+                Some(a.birth_date.to_string())
+            }
             _ => None,
         })
         .unwrap();
@@ -269,6 +278,8 @@ fn avro_union_file_imports_every_event_type() {
         path(&data),
         "--card",
         linked.card_serial.as_str(),
+        "--birth-date",
+        &born,
         "--on",
         &linked.linked_on.to_string(),
     ]);

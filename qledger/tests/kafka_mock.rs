@@ -330,7 +330,10 @@ fn http_intake_over_kafka_answers_503_in_an_outage_and_loses_nothing() {
     let topics = Topics::connect(&settings).unwrap();
     let dir = TempDir::new().unwrap();
     let ledger = Arc::new(Ledger::with_log(dir.path(), Arc::new(topics.events)).unwrap());
-    let app = qledger::http::router(Arc::clone(&ledger));
+    let app = qledger::http::router(
+        Arc::clone(&ledger),
+        std::sync::Arc::new(qledger::http::Access::open()),
+    );
     let event = ledger::event::examples::all().remove(0);
     let body = serde_json::to_vec(&ledger::event::json::to_value(&event)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()

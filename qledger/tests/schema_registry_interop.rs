@@ -98,7 +98,8 @@ async fn confluent_serializer_output_decodes_to_the_original_events() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(ledger, listener, async {
+    let access = std::sync::Arc::new(qledger::http::Access::open());
+    let server = tokio::spawn(serve(ledger, access, listener, async {
         let _ = stopped.await;
     }));
 
@@ -161,7 +162,7 @@ async fn confluent_serializer_output_decodes_to_the_original_events() {
 async fn the_registry_is_served_beside_the_api() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Ledger::open(dir.path(), 2).unwrap());
-    let app = router(ledger);
+    let app = router(ledger, std::sync::Arc::new(qledger::http::Access::open()));
     let call = |uri: &str| {
         let request = Request::get(uri).body(Body::empty()).unwrap();
         let app = app.clone();

@@ -20,6 +20,8 @@ use projectors::{Lookup, LookupKey};
 
 use super::remote::{encode, query};
 use super::{emit, DemoArgs};
+use crate::auth::tokens::{TokenStore, DEFAULT_FILE};
+use crate::auth::{Principal, Role};
 use crate::service::{Ledger, Submitted, Wait, DEFAULT_PARTITIONS};
 
 /// Marks a directory `demo` made, so a later run may empty it.
@@ -214,10 +216,17 @@ fn load(
 }
 
 /// The first key that finds someone insured on `on`, as known now.
-fn first_insured(ledger: &Ledger, keys: &[LookupKey], on: Day) -> Option<LookupKey> {
+/// The first key whose person is insured on `on`, with the person's date of
+/// birth (a card lookup must give it).
+fn first_insured(ledger: &Ledger, keys: &[LookupKey], on: Day) -> Option<(LookupKey, Day)> {
     keys.iter()
-        .find(|k| matches!(ledger.eligibility(k, on, None), Ok(Lookup::Found(e)) if !e.qualifications.is_empty()))
-        .cloned()
+        .find_map(|k| match ledger.eligibility(k, on, None) {
+            Ok(Lookup::Found(e)) => e
+                .qualifications
+                .first()
+                .map(|q| (k.clone(), q.qualification.birth_date)),
+            _ => None,
+        })
 }
 
 fn number_query(n: &IndividualInsuredNumber, on: Option<Day>, as_of: Option<RecordTime>) -> String {
@@ -233,14 +242,21 @@ fn number_query(n: &IndividualInsuredNumber, on: Option<Day>, as_of: Option<Reco
 
 /// Ready-to-paste queries with values from the loaded data.
 struct Examples {
+    /// An auditor's API token, issued for the demo (reads everything).
+    token: String,
+    /// A clinic's (医療機関コード 1311234567): eligibility and claim checks.
+    clinic: String,
     p17: Option<P17>,
-    number: Option<LookupKey>,
-    card: Option<LookupKey>,
+    number: Option<(LookupKey, Day)>,
+    card: Option<(LookupKey, Day)>,
 }
 
 impl Examples {
     fn render(&self, base: &str) -> String {
-        let mut out = vec![format!("\nTry these (server at {base}):")];
+        let mut out = vec![format!(
+            "\nTry these (server at {base}). The demo issued two API tokens: T, an auditor's (reads\neverything), and C, a clinic's (医療機関コード 1311234567: eligibility, claim checks):\n\n  T={}\n  C={}",
+            self.token, self.clinic
+        )];
         let mut example = |comment: String, command: String| {
             out.push(format!("\n  # {comment}"));
             out.push(format!("  {command}"));
@@ -254,45 +270,48 @@ impl Examples {
                         p.on
                     ),
                     format!(
-                        "curl -s '{base}/v1/eligibility{}'",
+                        "curl -s -H \"Authorization: Bearer $T\" '{base}/v1/eligibility{}'",
                         number_query(card, Some(p.on), Some(t))
                     ),
                 );
             }
             example(
                 "p17: the same question as the ledger knows it now (the claim is re-routed to B, 振替):".into(),
-                format!("curl -s '{base}/v1/eligibility{}'", number_query(card, Some(p.on), None)),
+                format!("curl -s -H \"Authorization: Bearer $T\" '{base}/v1/eligibility{}'", number_query(card, Some(p.on), None)),
             );
             example(
                 "p17: every version of the person's records, with both time axes:".into(),
-                format!("curl -s '{base}/v1/persons/{}/history'", encode(&p.link)),
+                format!(
+                    "curl -s -H \"Authorization: Bearer $T\" '{base}/v1/persons/{}/history'",
+                    encode(&p.link)
+                ),
             );
         }
-        if let Some(LookupKey::Insured(n)) = &self.number {
+        if let Some((LookupKey::Insured(n), _)) = &self.number {
             example(
                 "by individual insured number (個人単位被保険者番号), today in Japan:".into(),
                 format!(
-                    "curl -s '{base}/v1/eligibility{}'",
+                    "curl -s -H \"Authorization: Bearer $T\" '{base}/v1/eligibility{}'",
                     number_query(n, None, None)
                 ),
             );
         }
-        if let Some(LookupKey::Card(serial)) = &self.card {
+        if let Some((LookupKey::Card(serial), born)) = &self.card {
             example(
-                "by the serial of a linked My Number card, today in Japan:".into(),
+                "by the serial of a linked My Number card and the holder's date of birth, today in Japan:".into(),
                 format!(
-                    "curl -s '{base}/v1/eligibility/card/{}'",
+                    "curl -s -H \"Authorization: Bearer $T\" '{base}/v1/eligibility/card/{}?birth_date={born}'",
                     encode(serial.as_str())
                 ),
             );
             example(
                 "the same from the command line:".into(),
-                format!("qledger eligibility --server {base} --card {serial}"),
+                format!("QLEDGER_TOKEN=$T qledger eligibility --server {base} --card {serial} --birth-date {born}"),
             );
         }
         example(
             "events the projector could not apply:".into(),
-            format!("curl -s '{base}/v1/dead-letters'"),
+            format!("curl -s -H \"Authorization: Bearer $T\" '{base}/v1/dead-letters'"),
         );
         example(
             "is this insurer number valid?".into(),
@@ -355,7 +374,14 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     emit(&out.join("\n"))?;
 
     let today = Day::today_in_japan();
+    let mut tokens = TokenStore::load(&args.data.join(DEFAULT_FILE))?;
+    let (token, _) = tokens.issue(Principal::new("demo-auditor", Role::Auditor))?;
+    let mut clinic = Principal::new("demo-clinic", Role::Institution);
+    clinic.institution = Some("1311234567".parse().context("the demo clinic's code")?);
+    let (clinic, _) = tokens.issue(clinic)?;
     let examples = Examples {
+        token,
+        clinic,
         p17,
         number: first_insured(&ledger, &candidates.numbers, today),
         card: first_insured(&ledger, &candidates.cards, today),
@@ -375,7 +401,8 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     drop(ledger);
     let ledger = Ledger::open(&args.data, DEFAULT_PARTITIONS)
         .with_context(|| format!("cannot reopen the data directory {}", args.data.display()))?;
-    super::serve_ledger(ledger, &args.listen, |_, addr| {
+    let access = super::access(false, None, &args.data)?;
+    super::serve_ledger(ledger, &args.listen, access, |_, addr| {
         let _ = emit(&examples.render(&base_url(addr)));
     })?;
     Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ mod intake;
 mod kafka;
 mod query;
 pub(crate) mod remote;
+mod tokens;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use ledger::domain::{
 use serde::Serialize;
 
 use crate::cardcert::{CardAuthority, CardAuthorityConfig};
-use crate::http;
+use crate::http::{self, Access};
 use crate::notices::NoticeSettings;
 use crate::service::{Ledger, DEFAULT_PARTITIONS};
 
@@ -82,6 +83,8 @@ pub enum Command {
     Notices(cards::NoticesArgs),
     /// Claims: register, check before submission, show, the decision feed, withdraw.
     Claims(claims::ClaimsArgs),
+    /// API tokens: issue, list, revoke (the token file holds hashes only).
+    Tokens(tokens::TokensArgs),
 }
 
 /// Where a command finds the ledger: a data directory or a server.
@@ -90,7 +93,8 @@ pub struct Target {
     /// Data directory [default: ./data].
     #[arg(long, value_name = "DIR", conflicts_with = "server")]
     pub data: Option<PathBuf>,
-    /// A running server, e.g. http://127.0.0.1:8080.
+    /// A running server, e.g. http://127.0.0.1:8080; requests send the API
+    /// token in QLEDGER_TOKEN.
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
 }
@@ -112,6 +116,20 @@ pub struct ServeArgs {
     /// Log partitions, when the data directory is new.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PARTITIONS)]
     pub partitions: u32,
+    /// The API token file (hashes only; `qledger tokens`) [default: DATA/tokens.toml].
+    #[arg(long, value_name = "FILE", env = "QLEDGER_TOKENS")]
+    pub tokens: Option<PathBuf>,
+    /// Development only: serve without authentication (everyone may do
+    /// everything). Refused unless listening on a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Card lookups that find nothing (unknown serial or wrong birth date)
+    /// allowed per client and window; then 429 until the window ends.
+    #[arg(long, value_name = "N", default_value_t = crate::http::misses::DEFAULT_MISSES)]
+    pub miss_limit: u32,
+    /// The window of --miss-limit, in seconds.
+    #[arg(long, value_name = "S", default_value_t = crate::http::misses::DEFAULT_WINDOW.as_secs())]
+    pub miss_window: u64,
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
@@ -191,6 +209,10 @@ pub struct EligibilityArgs {
     /// シリアル of a linked My Number card.
     #[arg(long, value_name = "SERIAL")]
     pub card: Option<CardSerial>,
+    /// 生年月日 of the holder: required with --card; with an insured number,
+    /// a person born on another day is not found.
+    #[arg(long = "birth-date", value_name = "DATE")]
+    pub birth_date: Option<Day>,
     /// The date asked about [default: today in Japan].
     #[arg(long, value_name = "DATE")]
     pub on: Option<Day>,
@@ -298,6 +320,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::LinkRequest(a) => cards::link_request(a),
         Command::Notices(a) => cards::notices(a),
         Command::Claims(a) => claims::run(a),
+        Command::Tokens(a) => tokens::run(a),
     }
 }
 
@@ -398,6 +421,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn serve_ledger(
     mut ledger: Ledger,
     listen: &str,
+    access: Access,
     ready: impl FnOnce(&Ledger, SocketAddr),
 ) -> Result<()> {
     ledger.start_projector();
@@ -408,15 +432,42 @@ fn serve_ledger(
         let addr: SocketAddr = listener
             .local_addr()
             .context("reading the listening address")?;
+        if access.is_open() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "--no-auth serves without authentication and is only allowed on a loopback address, not {addr}"
+            );
+        }
+        if access.is_open() {
+            tracing::warn!(%addr, "serving WITHOUT authentication (--no-auth): development only");
+        }
         ready(&ledger, addr);
         eprintln!("qledger listening on http://{addr} (Ctrl-C to stop)");
-        http::serve(ledger, listener, http::shutdown_signal())
+        http::serve(ledger, std::sync::Arc::new(access), listener, http::shutdown_signal())
             .await
             .context("serving HTTP")
     })
 }
 
+/// How `serve` authenticates: the token file, or nobody with `--no-auth`.
+fn access(no_auth: bool, tokens: Option<&Path>, data: &Path) -> Result<Access> {
+    if no_auth {
+        return Ok(Access::open());
+    }
+    let path = tokens
+        .map(Path::to_owned)
+        .unwrap_or_else(|| data.join(crate::auth::tokens::DEFAULT_FILE));
+    let tokens = crate::auth::tokens::Tokens::open(&path)?;
+    Ok(Access::enforced(std::sync::Arc::new(tokens)))
+}
+
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let access = access(args.no_auth, args.tokens.as_deref(), &args.data)?.with_miss_limiter(
+        http::misses::MissLimiter::new(
+            args.miss_limit,
+            std::time::Duration::from_secs(args.miss_window),
+            http::misses::DEFAULT_FLOOR,
+        ),
+    );
     let cards = card_authority(args.kafka.config.as_deref())?;
     let notices = settings_file(args.kafka.config.as_deref())?
         .notices
@@ -432,6 +483,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     ledger
         .start_notifier(notices)
         .context("starting the notifier")?;
-    serve_ledger(ledger, &args.listen, |_, _| {})?;
+    serve_ledger(ledger, &args.listen, access, |_, _| {})?;
     Ok(ExitCode::SUCCESS)
 }

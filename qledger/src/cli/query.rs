@@ -46,8 +46,12 @@ pub(super) fn eligibility(args: EligibilityArgs) -> Result<ExitCode> {
         ),
         _ => bail!("give --insurer and --number (with --symbol and --branch where the card has them), or --card"),
     };
+    if matches!(key, LookupKey::Card(_)) && args.birth_date.is_none() {
+        bail!("a lookup by --card must give the holder's --birth-date, as the online check does");
+    }
     if let Some(server) = &args.target.server {
         let when = [
+            ("birth_date", args.birth_date.map(|d| d.to_string())),
             ("on", args.on.map(|d| d.to_string())),
             ("as_of", args.as_of.map(|t| t.to_string())),
         ];
@@ -72,9 +76,11 @@ pub(super) fn eligibility(args: EligibilityArgs) -> Result<ExitCode> {
     }
     let views = read_only_views(&args.target.data_dir())?;
     let on = args.on.unwrap_or_else(Day::today_in_japan);
-    let lookup = views
-        .eligibility(&key, on, args.as_of)
-        .context("looking up eligibility")?;
+    let lookup = match args.birth_date {
+        Some(born) => views.eligibility_of_holder(&key, born, on, args.as_of),
+        None => views.eligibility(&key, on, args.as_of),
+    }
+    .context("looking up eligibility")?;
     print_json(&lookup)?;
     Ok(status(matches!(lookup, Lookup::Found(_))))
 }

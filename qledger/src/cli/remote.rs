@@ -1,4 +1,5 @@
 //! A small blocking HTTP/1 client for `--server URL`: JSON in, JSON out.
+//! Requests carry the API token of `QLEDGER_TOKEN`, if set.
 
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+/// The environment variable holding the API token `--server` requests send.
+pub(crate) const TOKEN_ENV: &str = "QLEDGER_TOKEN";
+
 /// How long one request may take (intake may wait for the projector).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -22,6 +26,8 @@ pub(crate) struct Remote {
     timeout: Duration,
     client: Client<HttpConnector, Full<Bytes>>,
     runtime: tokio::runtime::Runtime,
+    /// `Bearer …`, from [`TOKEN_ENV`].
+    authorization: Option<header::HeaderValue>,
 }
 
 /// A response: status and JSON body (a non-JSON body becomes a string).
@@ -55,11 +61,21 @@ impl Remote {
             .build()
             .context("cannot start the HTTP client runtime")?;
         let client = Client::builder(TokioExecutor::new()).build_http();
+        let authorization = match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => {
+                let mut value = header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .map_err(|_| anyhow!("{TOKEN_ENV} is not a valid token"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            _ => None,
+        };
         Ok(Remote {
             base,
             timeout: REQUEST_TIMEOUT,
             client,
             runtime,
+            authorization,
         })
     }
 
@@ -84,11 +100,15 @@ impl Remote {
 
     fn send(&self, method: Method, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Answer> {
         let uri = format!("{}{path_and_query}", self.base);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method.clone())
             .uri(&uri)
             .header(header::ACCEPT, "application/json, application/problem+json")
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(auth) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .with_context(|| format!("cannot build a request for {}", self.base))?;
         // The query string may hold insured numbers: errors name the route only.

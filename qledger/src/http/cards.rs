@@ -30,6 +30,7 @@ use projectors::model::LinkRequestStatus;
 use serde::Deserialize;
 
 use super::problem::{ApiError, Json, Path};
+use crate::auth::Caller;
 use crate::cardlink::{DecideError, LinkDecision, LinkRequest};
 use crate::contact::ContactAddress;
 use crate::service::{Ledger, LinkRequestError};
@@ -106,6 +107,7 @@ struct UnlinkBody {
 
 async fn unlink(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Path(serial): Path<String>,
     Json(body): Json<UnlinkBody>,
 ) -> Result<Response, ApiError> {
@@ -121,13 +123,12 @@ async fn unlink(
         Some(on) => field("on", on.parse::<Day>())?,
         None => Day::today_in_japan(),
     };
-    let source = field(
-        "source",
-        body.source
-            .as_deref()
-            .unwrap_or("portal")
-            .parse::<PublisherId>(),
-    )?;
+    let given = body
+        .source
+        .as_deref()
+        .map(|s| field("source", s.parse::<PublisherId>()))
+        .transpose()?;
+    let source = caller.source("source", given, "portal")?;
     let ledger = Arc::clone(&ledger);
     let done =
         tokio::task::spawn_blocking(move || ledger.unlink_card(&serial, on, reason, &source))
@@ -177,7 +178,7 @@ fn field<T, E: std::fmt::Display>(name: &str, parsed: Result<T, E>) -> Result<T,
 }
 
 impl LinkRequestBody {
-    fn parse(self) -> Result<(LinkRequest, Vec<u8>), ApiError> {
+    fn parse(self, caller: &Caller) -> Result<(LinkRequest, Vec<u8>), ApiError> {
         let optional = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         let request = LinkRequest {
             request_id: field("request_id", RequestId::parse(&self.request_id))?,
@@ -193,12 +194,13 @@ impl LinkRequestBody {
             contact: optional(self.contact_email)
                 .map(|s| field("contact_email", ContactAddress::parse(&s)))
                 .transpose()?,
-            source: field(
+            source: caller.source(
                 "source",
                 self.source
                     .as_deref()
-                    .unwrap_or("portal")
-                    .parse::<PublisherId>(),
+                    .map(|s| field("source", s.parse::<PublisherId>()))
+                    .transpose()?,
+                "portal",
             )?,
         };
         field("symbol", request.insured_number().map_err(|e| e.rule))?;
@@ -220,9 +222,10 @@ impl LinkRequestBody {
 
 async fn request_link(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Json(body): Json<LinkRequestBody>,
 ) -> Result<Response, ApiError> {
-    let (request, certificate) = body.parse()?;
+    let (request, certificate) = body.parse(&caller)?;
     let ledger = Arc::clone(&ledger);
     let decided =
         tokio::task::spawn_blocking(move || ledger.request_card_link(&request, &certificate))

@@ -20,12 +20,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ledger::domain::{ClaimId, InsurerNumber, PayerOrganisation, PublisherId, RecordTime};
+use ledger::error::FieldError;
+use ledger::event::ClaimSubmitted;
 use projectors::claims::query::FeedCursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::problem::{ApiError, Json, Path, Query};
 use super::routes::{blocking, Params, DEFAULT_PAGE, MAX_PAGE};
+use crate::auth::{Caller, Denied};
 use crate::claims::{parse_claim, Registered};
 use crate::service::Ledger;
 
@@ -43,10 +46,21 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
 /// cleared, for one 国保 insurer (a municipality) or all.
 async fn overlaps(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(query, &["insurer", "after", "limit"])?;
     let insurer: Option<InsurerNumber> = params.parse("insurer")?;
+    match &insurer {
+        Some(i) => caller.insurer("insurer", i)?,
+        None if caller.insurer_scope().is_some() => {
+            return Err(ApiError::parameter(
+                "insurer",
+                "is required: name one of the insurers this client acts for",
+            ))
+        }
+        None => {}
+    }
     let after = params.get("after").map(str::to_owned);
     if let Some(a) = &after {
         if hex::decode(a).is_err() {
@@ -86,52 +100,103 @@ fn items(body: Value) -> Vec<Value> {
     }
 }
 
-fn source_of(params: &Params) -> Result<PublisherId, ApiError> {
-    Ok(params
-        .parse::<PublisherId>("source")?
-        .unwrap_or_else(|| "payer".parse().expect("a valid publisher id")))
+/// The claims of a request body, each parsed and authorised on its own: a
+/// claim of another payer organisation (or, for an institution, another
+/// institution) is refused and the others go on.
+fn scoped_claims(
+    caller: &Caller,
+    body: Value,
+) -> (Vec<Option<Denied>>, Vec<Result<ClaimSubmitted, FieldError>>) {
+    let mut denials = Vec::new();
+    let mut offered = Vec::new();
+    for claim in items(body).into_iter().map(parse_claim) {
+        let denied = claim.as_ref().ok().and_then(|c| {
+            caller
+                .payer("payer", c.payer)
+                .and_then(|()| caller.institution("institution", &c.institution))
+                .err()
+        });
+        match denied {
+            Some(d) => denials.push(Some(d)),
+            None => {
+                denials.push(None);
+                offered.push(claim);
+            }
+        }
+    }
+    (denials, offered)
+}
+
+/// The answers in request order: the refused claims' reasons between the
+/// answers of the claims offered.
+fn merge<T: serde::Serialize>(
+    denials: Vec<Option<Denied>>,
+    answered: Vec<T>,
+) -> Result<Vec<Result<T, Denied>>, ApiError> {
+    let mut answered = answered.into_iter();
+    denials
+        .into_iter()
+        .map(|d| match d {
+            Some(d) => Some(Err(d)),
+            None => answered.next().map(Ok),
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::Internal("fewer outcomes than claims".into()))
+}
+
+fn forbidden_item(d: &Denied) -> Value {
+    json!({"status": "forbidden", "field": d.field, "reason": d.reason})
 }
 
 async fn register(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(query, &["source"])?;
-    let source = source_of(&params)?;
+    let source = caller.source("source", params.parse::<PublisherId>("source")?, "payer")?;
     let single = !body.is_array();
-    let claims: Vec<_> = items(body).into_iter().map(parse_claim).collect();
-    let mut results = blocking(&ledger, move |l| l.register_claims(claims, &source)).await?;
+    let (denials, claims) = scoped_claims(&caller, body);
+    let registered = blocking(&ledger, move |l| l.register_claims(claims, &source)).await?;
+    let mut results = merge(denials, registered)?;
     if single {
         return match results.pop() {
-            Some(r @ Registered::Accepted { .. }) => {
+            Some(Ok(r @ Registered::Accepted { .. })) => {
                 Ok((StatusCode::CREATED, Json(r)).into_response())
             }
-            Some(r @ Registered::Duplicate { .. }) => Ok(Json(r).into_response()),
-            Some(Registered::Rejected { error }) => Err(ApiError::InvalidRequest(error)),
+            Some(Ok(r @ Registered::Duplicate { .. })) => Ok(Json(r).into_response()),
+            Some(Ok(Registered::Rejected { error })) => Err(ApiError::InvalidRequest(error)),
+            Some(Err(denied)) => Err(ApiError::Forbidden(denied)),
             None => Err(ApiError::Internal("no outcome for the claim".into())),
         };
     }
-    let count = |f: fn(&Registered) -> bool| results.iter().filter(|r| f(r)).count();
+    let count =
+        |f: fn(&Registered) -> bool| results.iter().filter(|r| r.as_ref().is_ok_and(&f)).count();
     let body = json!({
         "accepted": count(|r| matches!(r, Registered::Accepted { .. })),
         "duplicates": count(|r| matches!(r, Registered::Duplicate { .. })),
         "rejected": count(|r| matches!(r, Registered::Rejected { .. })),
-        "results": results,
+        "forbidden": results.iter().filter(|r| r.is_err()).count(),
+        "results": results.iter().map(|r| match r {
+            Ok(r) => json!(r),
+            Err(d) => forbidden_item(d),
+        }).collect::<Vec<_>>(),
     });
     Ok(Json(body).into_response())
 }
 
 async fn check(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(query, &["as_of"])?;
     let as_of: Option<RecordTime> = params.parse("as_of")?;
     let single = !body.is_array();
-    let claims: Vec<_> = items(body).into_iter().map(parse_claim).collect();
-    let mut results = blocking(&ledger, move |l| {
+    let (denials, claims) = scoped_claims(&caller, body);
+    let checked = blocking(&ledger, move |l| {
         claims
             .into_iter()
             .map(|c| match c {
@@ -141,18 +206,21 @@ async fn check(
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
+    let mut results = merge(denials, checked)?;
     if single {
         return match results.pop() {
-            Some(Ok(checked)) => Ok(Json(checked).into_response()),
-            Some(Err(error)) => Err(ApiError::InvalidRequest(error)),
+            Some(Ok(Ok(checked))) => Ok(Json(checked).into_response()),
+            Some(Ok(Err(error))) => Err(ApiError::InvalidRequest(error)),
+            Some(Err(denied)) => Err(ApiError::Forbidden(denied)),
             None => Err(ApiError::Internal("no outcome for the claim".into())),
         };
     }
     let results: Vec<Value> = results
         .into_iter()
         .map(|r| match r {
-            Ok(checked) => json!(checked),
-            Err(error) => json!({"status": "rejected", "error": error}),
+            Ok(Ok(checked)) => json!(checked),
+            Ok(Err(error)) => json!({"status": "rejected", "error": error}),
+            Err(denied) => forbidden_item(&denied),
         })
         .collect();
     Ok(Json(json!({ "results": results })).into_response())
@@ -164,12 +232,15 @@ fn claim_id(text: &str) -> Result<ClaimId, ApiError> {
 
 async fn show(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = claim_id(&id)?;
     let found = blocking(&ledger, move |l| l.claim(&id)).await?;
+    // A payer sees its own organisation's claims only; others are unknown.
     let answers: Vec<Value> = found
         .into_iter()
+        .filter(|(_, state)| caller.payer("payer", state.claim.payer).is_ok())
         .map(|(link, state)| {
             let mut v = json!(state);
             v["link"] = json!(link);
@@ -193,19 +264,38 @@ struct WithdrawBody {
 
 async fn withdraw(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Path(id): Path<String>,
     Json(body): Json<WithdrawBody>,
 ) -> Result<Response, ApiError> {
     let id = claim_id(&id)?;
-    let source: PublisherId = body
+    let given = body
         .source
         .as_deref()
-        .unwrap_or("payer")
-        .parse()
-        .map_err(|e: ledger::error::RuleViolation| ApiError::InvalidRequest(e.at("source")))?;
+        .map(|s| {
+            s.parse::<PublisherId>()
+                .map_err(|e| ApiError::InvalidRequest(e.at("source")))
+        })
+        .transpose()?;
+    let source = caller.source("source", given, "payer")?;
     let reason = body.reason;
     let shown = id.clone();
-    match blocking(&ledger, move |l| l.withdraw_claim(&id, &reason, &source)).await? {
+    let own = caller.own_payer();
+    let withdrawn = blocking(&ledger, move |l| {
+        // A payer withdraws its own organisation's claims only.
+        if let Some(own) = own {
+            let open_of_own = l
+                .claim(&id)?
+                .iter()
+                .any(|(_, state)| state.claim.payer == own);
+            if !open_of_own {
+                return Ok(None);
+            }
+        }
+        l.withdraw_claim(&id, &reason, &source)
+    })
+    .await?;
+    match withdrawn {
         Some(link) => {
             Ok(Json(json!({"claim_id": shown, "link": link, "withdrawn": true})).into_response())
         }
@@ -215,10 +305,12 @@ async fn withdraw(
 
 async fn decisions(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(query, &["payer", "after", "limit"])?;
     let payer: PayerOrganisation = params.require("payer")?;
+    caller.payer("payer", payer)?;
     let after = params
         .get("after")
         .map(|c| {

@@ -13,8 +13,10 @@
 //! Errors are `application/problem+json` ([`problem`]). Requests are traced by
 //! route template and status only: query strings carry insured numbers.
 
+pub mod access;
 mod cards;
 mod claims;
+pub mod misses;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -27,9 +29,11 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::Extension;
 use axum::Router;
 use tokio::net::TcpListener;
 
+pub use self::access::Access;
 pub use self::problem::ApiError;
 pub use self::routes::{DEFAULT_PAGE, DEFAULT_WAIT, MAX_PAGE, MAX_WAIT};
 use crate::service::Ledger;
@@ -37,9 +41,9 @@ use crate::service::Ledger;
 /// The largest request body accepted (a batch of events); larger is a 413.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
-/// The API over `ledger`. Start the projector first if queries should see
-/// what intake appends.
-pub fn router(ledger: Arc<Ledger>) -> Router {
+/// The API over `ledger`, its callers authenticated by `access`. Start the
+/// projector first if queries should see what intake appends.
+pub fn router(ledger: Arc<Ledger>, access: Arc<Access>) -> Router {
     routes::routes()
         .merge(cards::routes())
         .merge(claims::routes())
@@ -47,6 +51,8 @@ pub fn router(ledger: Arc<Ledger>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(Extension(Arc::clone(access.misses())))
+        .layer(middleware::from_fn_with_state(access, access::authenticate))
         .layer(middleware::from_fn(trace))
         .with_state(ledger)
 }
@@ -73,11 +79,15 @@ async fn trace(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status().as_u16();
     let route = route.as_deref().unwrap_or("(no route)");
+    let client = response
+        .extensions()
+        .get::<access::CallerName>()
+        .map_or("(none)", |c| c.0.as_str());
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     if response.status().is_server_error() {
-        tracing::warn!(%method, route, status, micros, "request");
+        tracing::warn!(%method, route, status, client, micros, "request");
     } else {
-        tracing::info!(%method, route, status, micros, "request");
+        tracing::info!(%method, route, status, client, micros, "request");
     }
     response
 }
@@ -87,6 +97,7 @@ async fn trace(request: Request, next: Next) -> Response {
 /// views flushed). Start the projector before.
 pub async fn serve(
     ledger: Ledger,
+    access: Arc<Access>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -96,13 +107,16 @@ pub async fn serve(
     let sweeper = ledger
         .card_authority()
         .map(|_| tokio::spawn(sweep_revocations(Arc::clone(&ledger))));
-    let served = axum::serve(listener, router(Arc::clone(&ledger)))
+    let reloader = access
+        .tokens()
+        .map(|tokens| tokio::spawn(reload_tokens(Arc::clone(tokens))));
+    let served = axum::serve(listener, router(Arc::clone(&ledger), access))
         .with_graceful_shutdown(shutdown)
         .await;
     tracing::info!("HTTP API stopped; shutting the ledger down");
-    if let Some(sweeper) = sweeper {
-        sweeper.abort();
-        let _ = sweeper.await;
+    for task in [sweeper, reloader].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
     }
     close(ledger).await;
     served
@@ -119,6 +133,22 @@ async fn sweep_revocations(ledger: Arc<Ledger>) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "unlinking revoked cards failed; retrying"),
             Err(e) => tracing::warn!(error = %e, "the revocation sweep stopped"),
+        }
+    }
+}
+
+/// Reloads the token file when it changes (looked at every second), so an
+/// issued or revoked token takes effect without a restart.
+async fn reload_tokens(tokens: Arc<crate::auth::tokens::Tokens>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match tokens.reload_if_changed() {
+            Ok(true) => tracing::info!("token file reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the token file did not load; the tokens in force are kept")
+            }
         }
     }
 }

@@ -58,6 +58,15 @@ pub enum ApiError {
     /// An extractor refused the request (malformed JSON, body too large, …).
     #[error("{detail}")]
     Rejected { status: StatusCode, detail: String },
+    /// No credentials, or credentials no token or certificate matches (401).
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller's role or scope does not allow the request (403).
+    #[error("{0}")]
+    Forbidden(#[from] crate::auth::Denied),
+    /// Too many misses from this client; retry after the given seconds (429).
+    #[error("too many requests")]
+    TooManyRequests { retry_after: u64 },
     /// The service failed; logged, and sent as 503 (log unavailable) or 500.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -228,6 +237,50 @@ impl ApiError {
                 };
                 (*status, problem(*status, kind, title, detail.clone()))
             }
+            ApiError::Unauthenticated => {
+                let status = StatusCode::UNAUTHORIZED;
+                let detail =
+                    "send an API token (Authorization: Bearer qlt_…) or a client certificate this server knows"
+                        .to_owned();
+                (
+                    status,
+                    problem(
+                        status,
+                        "/problems/unauthenticated",
+                        "Unauthenticated",
+                        detail,
+                    ),
+                )
+            }
+            ApiError::Forbidden(denied) => {
+                let status = StatusCode::FORBIDDEN;
+                let p = problem(
+                    status,
+                    "/problems/forbidden",
+                    "Forbidden",
+                    denied.reason.clone(),
+                );
+                (
+                    status,
+                    Problem {
+                        field: denied.field.clone(),
+                        ..p
+                    },
+                )
+            }
+            ApiError::TooManyRequests { .. } => {
+                let status = StatusCode::TOO_MANY_REQUESTS;
+                let detail = "too many lookups that found nothing; slow down".to_owned();
+                (
+                    status,
+                    problem(
+                        status,
+                        "/problems/too-many-requests",
+                        "Too many requests",
+                        detail,
+                    ),
+                )
+            }
             ApiError::Service(_) if self.is_unavailable() => {
                 let status = StatusCode::SERVICE_UNAVAILABLE;
                 let detail = "the event log is unavailable; nothing was acknowledged, retry later"
@@ -285,6 +338,20 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        match self {
+            ApiError::Unauthenticated => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"qledger\""),
+                );
+            }
+            ApiError::TooManyRequests { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            _ => {}
         }
         response
     }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,10 +15,13 @@ use ledger::domain::{
     LinkNumber, RecordTime,
 };
 use ledger::error::{FieldError, RuleViolation};
+use ledger::event::json;
 use projectors::{Lookup, LookupKey};
 use serde_json::{json, Value};
 
+use super::misses::MissLimiter;
 use super::problem::{ApiError, Json, Path, Query};
+use crate::auth::{Caller, Denied};
 use crate::service::{Ledger, ServiceError, Submitted, Wait};
 
 /// How long `?wait=projected` waits when `timeout_ms` is not given.
@@ -139,56 +142,107 @@ fn wait_of(params: &Params) -> Result<Wait, ApiError> {
     }
 }
 
-/// `POST /v1/events`: one event object, or an array of them.
+/// One event of a request: what intake said, or why the caller may not
+/// publish it (then it was not offered to intake at all).
+enum Outcome {
+    Submitted(Submitted),
+    Forbidden(Denied),
+}
+
+/// `POST /v1/events`: one event object, or an array of them. Each event is
+/// authorised on its own: one the caller may not publish is refused with
+/// the reason and the others of the batch go on.
 async fn post_events(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let wait = wait_of(&Params::new(query, &["wait", "timeout_ms"])?)?;
-    match body {
-        Value::Array(events) => {
-            let outcomes = blocking(&ledger, move |l| l.submit_json(events, wait)).await?;
-            Ok(Json(batch_body(&outcomes)).into_response())
-        }
-        event => {
-            let outcome = blocking(&ledger, move |l| l.submit_json(vec![event], wait))
-                .await?
-                .pop();
-            match outcome {
-                Some(s @ Submitted::Accepted(_)) => {
-                    Ok((StatusCode::CREATED, Json(s)).into_response())
+    let single = !body.is_array();
+    let values = match body {
+        Value::Array(events) => events,
+        event => vec![event],
+    };
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(values.len());
+    let mut offered = Vec::with_capacity(values.len());
+    for value in values {
+        match json::from_value(value) {
+            Ok(event) => match caller.publish(&event) {
+                Ok(()) => {
+                    outcomes.push(None);
+                    offered.push(Ok(event));
                 }
-                Some(s @ Submitted::Duplicate(_)) => Ok((StatusCode::OK, Json(s)).into_response()),
-                Some(Submitted::Rejected { error }) => Err(ApiError::InvalidEvent(error)),
-                None => Err(ApiError::Internal(
-                    "intake returned no outcome for the event".into(),
-                )),
+                Err(denied) => outcomes.push(Some(Outcome::Forbidden(denied))),
+            },
+            Err(error) => {
+                outcomes.push(None);
+                offered.push(Err(error));
             }
         }
+    }
+    let mut submitted = blocking(&ledger, move |l| l.submit_parsed(offered, wait))
+        .await?
+        .into_iter();
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.or_else(|| submitted.next().map(Outcome::Submitted)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ApiError::Internal("intake returned fewer outcomes than events".into()))?;
+    if !single {
+        return Ok(Json(batch_body(&outcomes)).into_response());
+    }
+    match outcomes.into_iter().next() {
+        Some(Outcome::Submitted(s @ Submitted::Accepted(_))) => {
+            Ok((StatusCode::CREATED, Json(s)).into_response())
+        }
+        Some(Outcome::Submitted(s @ Submitted::Duplicate(_))) => {
+            Ok((StatusCode::OK, Json(s)).into_response())
+        }
+        Some(Outcome::Submitted(Submitted::Rejected { error })) => {
+            Err(ApiError::InvalidEvent(error))
+        }
+        Some(Outcome::Forbidden(denied)) => Err(ApiError::Forbidden(denied)),
+        None => Err(ApiError::Internal(
+            "intake returned no outcome for the event".into(),
+        )),
     }
 }
 
 /// `{"results": [{"index": 0, "status": "accepted", …}, …], "accepted": n, …}`.
-fn batch_body(outcomes: &[Submitted]) -> Value {
-    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+fn batch_body(outcomes: &[Outcome]) -> Value {
+    let (mut accepted, mut duplicates, mut rejected, mut forbidden) = (0, 0, 0, 0);
     let results: Vec<Value> = outcomes
         .iter()
         .enumerate()
-        .map(|(index, s)| {
-            match s {
-                Submitted::Accepted(_) => accepted += 1,
-                Submitted::Duplicate(_) => duplicates += 1,
-                Submitted::Rejected { .. } => rejected += 1,
-            }
-            let mut v = serde_json::to_value(s).unwrap_or_else(|_| json!({}));
+        .map(|(index, o)| {
+            let mut v = match o {
+                Outcome::Submitted(s) => {
+                    match s {
+                        Submitted::Accepted(_) => accepted += 1,
+                        Submitted::Duplicate(_) => duplicates += 1,
+                        Submitted::Rejected { .. } => rejected += 1,
+                    }
+                    serde_json::to_value(s).unwrap_or_else(|_| json!({}))
+                }
+                Outcome::Forbidden(denied) => {
+                    forbidden += 1;
+                    json!({"status": "forbidden", "field": denied.field, "reason": denied.reason})
+                }
+            };
             if let Value::Object(m) = &mut v {
                 m.insert("index".into(), index.into());
             }
             v
         })
         .collect();
-    json!({"results": results, "accepted": accepted, "duplicates": duplicates, "rejected": rejected})
+    json!({
+        "results": results,
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "forbidden": forbidden,
+    })
 }
 
 /// The parameter an [`IndividualInsuredNumber`] field is read from.
@@ -204,40 +258,70 @@ fn parameter_of(field: &str) -> &str {
 /// `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=`
 async fn eligibility_by_number(
     State(ledger): State<Arc<Ledger>>,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(
         query,
-        &["insurer", "symbol", "number", "branch", "on", "as_of"],
+        &[
+            "insurer",
+            "symbol",
+            "number",
+            "branch",
+            "birth_date",
+            "on",
+            "as_of",
+        ],
     )?;
     let insurer: InsurerNumber = params.require("insurer")?;
+    caller.insurer("insurer", &insurer)?;
     let symbol: Option<CardSymbol> = params.parse("symbol")?;
     let number: CardNumber = params.require("number")?;
     let branch: Option<Branch> = params.parse("branch")?;
     let number = IndividualInsuredNumber::new(insurer, symbol, number, branch)
         .map_err(|e| ApiError::InvalidParameter(FieldError::new(parameter_of(&e.field), e.rule)))?;
+    let born: Option<Day> = params.parse("birth_date")?;
     let (on, as_of) = params.on_and_as_of()?;
     let key = LookupKey::Insured(number);
     answer(
-        blocking(&ledger, move |l| l.eligibility(&key, on, as_of)).await?,
+        blocking(&ledger, move |l| match born {
+            Some(born) => l.eligibility_of_holder(&key, born, on, as_of),
+            None => l.eligibility(&key, on, as_of),
+        })
+        .await?,
         "insured number",
     )
 }
 
-/// `GET /v1/eligibility/card/{serial}?on=&as_of=`
+/// `GET /v1/eligibility/card/{serial}?birth_date=&on=&as_of=`: the holder's
+/// date of birth is required, and a wrong one is answered exactly as an
+/// unknown serial ([`misses`](super::misses)).
 async fn eligibility_by_card(
     State(ledger): State<Arc<Ledger>>,
+    Extension(misses): Extension<Arc<MissLimiter>>,
+    caller: Caller,
     Path(serial): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let started = tokio::time::Instant::now();
     let serial =
         CardSerial::parse(&serial).map_err(|e| ApiError::InvalidParameter(e.at("serial")))?;
-    let (on, as_of) = Params::new(query, &["on", "as_of"])?.on_and_as_of()?;
+    let params = Params::new(query, &["birth_date", "on", "as_of"])?;
+    let born: Day = params.require("birth_date")?;
+    let (on, as_of) = params.on_and_as_of()?;
+    misses
+        .check(caller.name())
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let key = LookupKey::Card(serial);
-    answer(
-        blocking(&ledger, move |l| l.eligibility(&key, on, as_of)).await?,
-        "card serial",
-    )
+    let lookup = blocking(&ledger, move |l| {
+        l.eligibility_of_holder(&key, born, on, as_of)
+    })
+    .await?;
+    if matches!(lookup, Lookup::NotFound) {
+        misses.miss(caller.name());
+        tokio::time::sleep_until(started + misses.floor()).await;
+    }
+    answer(lookup, "card serial")
 }
 
 fn answer(lookup: Lookup, what: &'static str) -> Result<Response, ApiError> {

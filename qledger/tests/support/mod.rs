@@ -51,6 +51,18 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = args.to_vec();
+        all.push("--no-auth");
+        Server::spawn(&all, env)
+    }
+
+    /// `qledger serve ARGS` with authentication on (the data directory's
+    /// token file, unless ARGS name another).
+    pub fn start_secured(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(args, env)
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_qledger"))
             .arg("serve")
             .args(args)
@@ -141,13 +153,38 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<(u16, Value)> {
+        self.try_http_as(None, method, path, body)
+    }
+
+    /// [`Server::http`] with `Authorization: Bearer TOKEN` when given.
+    pub fn http_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.try_http_as(token, method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn try_http_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<(u16, Value)> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.addr())?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+             {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr(),
             body.len()
         )?;
