@@ -479,6 +479,7 @@ fn no_auth_is_refused_off_loopback() {
         "--listen",
         "0.0.0.0:0",
         "--no-auth",
+        "--plain-http",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -361,6 +361,7 @@ fn server_mode_against_a_running_server() {
             "--partitions",
             "2",
             "--no-auth",
+            "--plain-http",
         ])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())

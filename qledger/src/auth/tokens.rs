@@ -5,6 +5,9 @@
 //! constant time), and the entry must not be revoked. The secret is 256
 //! random bits, so a plain hash suffices (no password stretching).
 //!
+//! A client certificate (mutual TLS) is registered the same way, by the
+//! SHA-256 of its DER; the TLS layer has verified it against the client CA.
+//!
 //! The file is TOML, written atomically and readable by its owner only;
 //! `qledger tokens issue|list|revoke` manage it and a running server reloads
 //! it when it changes, so a revocation takes effect within a second. The
@@ -54,13 +57,33 @@ pub enum TokenError {
     Random,
 }
 
-/// One issued token, as the file keeps it.
+/// What an entry's hash is of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Credential {
+    /// An API token.
+    #[default]
+    Token,
+    /// A client certificate's DER.
+    Certificate,
+}
+
+impl Credential {
+    fn is_token(&self) -> bool {
+        *self == Credential::Token
+    }
+}
+
+/// One issued token or registered client certificate, as the file keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
-    /// The token's public id (8 hex digits), also inside the token.
+    /// The token's public id (8 hex digits), also inside the token; for a
+    /// certificate, the first 8 hex digits of its hash.
     pub id: String,
-    /// Hex SHA-256 of the whole token.
+    #[serde(default, skip_serializing_if = "Credential::is_token")]
+    pub credential: Credential,
+    /// Hex SHA-256 of the whole token, or of the certificate's DER.
     pub sha256: String,
     pub issued_at: RecordTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +164,7 @@ impl TokenStore {
         };
         self.entries.push(TokenEntry {
             id,
+            credential: Credential::Token,
             sha256: hex::encode(Sha256::digest(token.as_bytes())),
             issued_at: RecordTime::now(),
             revoked_at: None,
@@ -148,6 +172,34 @@ impl TokenStore {
         });
         self.save()?;
         Ok((token, self.entries.last().expect("just pushed")))
+    }
+
+    /// Registers a client certificate (DER) for `principal` and saves the
+    /// file.
+    pub fn register_certificate(
+        &mut self,
+        principal: Principal,
+        der: &[u8],
+    ) -> Result<&TokenEntry, TokenError> {
+        principal.check()?;
+        if self
+            .entries
+            .iter()
+            .any(|e| e.revoked_at.is_none() && e.principal.name == principal.name)
+        {
+            return Err(TokenError::NameTaken(principal.name));
+        }
+        let sha256 = hex::encode(Sha256::digest(der));
+        self.entries.push(TokenEntry {
+            id: sha256[..8].to_owned(),
+            credential: Credential::Certificate,
+            sha256,
+            issued_at: RecordTime::now(),
+            revoked_at: None,
+            principal,
+        });
+        self.save()?;
+        Ok(self.entries.last().expect("just pushed"))
     }
 
     /// Revokes the token with this id, or the one in force with this name.
@@ -214,23 +266,35 @@ impl TokenStore {
     }
 }
 
-/// The tokens in force, by id, for authenticating requests.
+/// The credentials in force, for authenticating requests: tokens by id,
+/// certificates by hash.
 #[derive(Debug, Default)]
 struct TokenIndex {
     by_id: HashMap<String, ([u8; 32], Arc<Principal>)>,
+    by_certificate: HashMap<[u8; 32], Arc<Principal>>,
 }
 
 impl TokenIndex {
     fn new(entries: &[TokenEntry]) -> TokenIndex {
-        let by_id = entries
-            .iter()
-            .filter(|e| e.revoked_at.is_none())
-            .filter_map(|e| {
-                let hash: [u8; 32] = hex::decode(&e.sha256).ok()?.try_into().ok()?;
-                Some((e.id.clone(), (hash, Arc::new(e.principal.clone()))))
-            })
-            .collect();
-        TokenIndex { by_id }
+        let mut index = TokenIndex::default();
+        for e in entries.iter().filter(|e| e.revoked_at.is_none()) {
+            let Some(hash) = hex::decode(&e.sha256)
+                .ok()
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+            else {
+                continue;
+            };
+            let principal = Arc::new(e.principal.clone());
+            match e.credential {
+                Credential::Token => {
+                    index.by_id.insert(e.id.clone(), (hash, principal));
+                }
+                Credential::Certificate => {
+                    index.by_certificate.insert(hash, principal);
+                }
+            }
+        }
+        index
     }
 
     fn authenticate(&self, token: &str) -> Option<Arc<Principal>> {
@@ -274,6 +338,17 @@ impl Tokens {
             .unwrap_or_else(|e| e.into_inner())
             .1
             .authenticate(token)
+    }
+
+    /// The principal of a verified client certificate, by its SHA-256.
+    pub fn authenticate_certificate(&self, fingerprint: &[u8; 32]) -> Option<Arc<Principal>> {
+        self.state
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .by_certificate
+            .get(fingerprint)
+            .cloned()
     }
 
     /// Reloads the file if its modification time changed. A file that no

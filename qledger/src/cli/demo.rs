@@ -402,7 +402,9 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     let ledger = Ledger::open(&args.data, DEFAULT_PARTITIONS)
         .with_context(|| format!("cannot reopen the data directory {}", args.data.display()))?;
     let access = super::access(false, None, &args.data)?;
-    super::serve_ledger(ledger, &args.listen, access, |_, addr| {
+    // Plain HTTP: the demo is for one machine (serve_ledger refuses any
+    // address but loopback without TLS).
+    super::serve_ledger(ledger, &args.listen, access, None, |_, addr| {
         let _ = emit(&examples.render(&base_url(addr)));
     })?;
     Ok(ExitCode::SUCCESS)

@@ -123,6 +123,8 @@ pub struct ServeArgs {
     /// everything). Refused unless listening on a loopback address.
     #[arg(long)]
     pub no_auth: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Card lookups that find nothing (unknown serial or wrong birth date)
     /// allowed per client and window; then 429 until the window ends.
     #[arg(long, value_name = "N", default_value_t = crate::http::misses::DEFAULT_MISSES)]
@@ -132,6 +134,51 @@ pub struct ServeArgs {
     pub miss_window: u64,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+}
+
+/// HTTPS: the server's certificate and key, and the CA of client
+/// certificates; or plain HTTP, explicitly, on loopback only.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// The server's certificate chain (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QLEDGER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QLEDGER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) of client certificates (mutual TLS); a client
+    /// certificate is a credential once registered with `qledger tokens issue --certificate`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "QLEDGER_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve plain HTTP: development only, refused unless listening on a
+    /// loopback address.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub plain_http: bool,
+}
+
+impl TlsArgs {
+    fn settings(&self) -> Option<http::tls::TlsSettings> {
+        Some(http::tls::TlsSettings {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
 }
 
 /// Kafka as the log of record instead of the embedded log in the data
@@ -422,8 +469,12 @@ fn serve_ledger(
     mut ledger: Ledger,
     listen: &str,
     access: Access,
+    tls: Option<&http::tls::TlsSettings>,
     ready: impl FnOnce(&Ledger, SocketAddr),
 ) -> Result<()> {
+    let tls = tls
+        .map(|t| http::tls::server_config(t).context("loading the TLS certificate and key"))
+        .transpose()?;
     ledger.start_projector();
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -437,12 +488,26 @@ fn serve_ledger(
                 "--no-auth serves without authentication and is only allowed on a loopback address, not {addr}"
             );
         }
+        if tls.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "plain HTTP is only allowed on a loopback address, not {addr}: give --tls-cert and --tls-key"
+            );
+        }
         if access.is_open() {
             tracing::warn!(%addr, "serving WITHOUT authentication (--no-auth): development only");
         }
+        let endpoint = match tls {
+            Some(config) => http::Endpoint::Tls(
+                http::tls::TlsListener::new(listener, config).context("starting TLS")?,
+            ),
+            None => http::Endpoint::Plain(listener),
+        };
         ready(&ledger, addr);
-        eprintln!("qledger listening on http://{addr} (Ctrl-C to stop)");
-        http::serve(ledger, std::sync::Arc::new(access), listener, http::shutdown_signal())
+        eprintln!(
+            "qledger listening on {}://{addr} (Ctrl-C to stop)",
+            endpoint.scheme()
+        );
+        http::serve(ledger, std::sync::Arc::new(access), endpoint, http::shutdown_signal())
             .await
             .context("serving HTTP")
     })
@@ -461,6 +526,12 @@ fn access(no_auth: bool, tokens: Option<&Path>, data: &Path) -> Result<Access> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let tls = args.tls.settings();
+    if tls.is_none() && !args.tls.plain_http {
+        anyhow::bail!(
+            "serve needs --tls-cert and --tls-key (HTTPS), or --plain-http for development on a loopback address"
+        );
+    }
     let access = access(args.no_auth, args.tokens.as_deref(), &args.data)?.with_miss_limiter(
         http::misses::MissLimiter::new(
             args.miss_limit,
@@ -483,6 +554,6 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     ledger
         .start_notifier(notices)
         .context("starting the notifier")?;
-    serve_ledger(ledger, &args.listen, access, |_, _| {})?;
+    serve_ledger(ledger, &args.listen, access, tls.as_ref(), |_, _| {})?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,8 @@
 //! A small blocking HTTP/1 client for `--server URL`: JSON in, JSON out.
-//! Requests carry the API token of `QLEDGER_TOKEN`, if set.
+//! Requests carry the API token of `QLEDGER_TOKEN`, if set. `https://` URLs
+//! trust the CA certificates of `QLEDGER_CA_CERT` (PEM) if set, else the
+//! public web roots, and present the client certificate of
+//! `QLEDGER_CLIENT_CERT` / `QLEDGER_CLIENT_KEY` if set (mutual TLS).
 
 use std::time::Duration;
 
@@ -7,6 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{header, Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -14,17 +18,20 @@ use serde_json::Value;
 
 /// The environment variable holding the API token `--server` requests send.
 pub(crate) const TOKEN_ENV: &str = "QLEDGER_TOKEN";
+const CA_ENV: &str = "QLEDGER_CA_CERT";
+const CLIENT_CERT_ENV: &str = "QLEDGER_CLIENT_CERT";
+const CLIENT_KEY_ENV: &str = "QLEDGER_CLIENT_KEY";
 
 /// How long one request may take (intake may wait for the projector).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A qledger server, reached over plain HTTP.
+/// A qledger server, reached over HTTPS or plain HTTP.
 #[derive(Debug)]
 pub(crate) struct Remote {
     base: String,
     /// For the whole exchange: headers and body.
     timeout: Duration,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     runtime: tokio::runtime::Runtime,
     /// `Bearer …`, from [`TOKEN_ENV`].
     authorization: Option<header::HeaderValue>,
@@ -51,8 +58,8 @@ impl Remote {
     /// `url` is `http://HOST:PORT` (a path prefix is kept).
     pub fn new(url: &str) -> Result<Remote> {
         let base = url.trim_end_matches('/').to_owned();
-        if !base.starts_with("http://") {
-            bail!("--server must be an http:// URL (TLS is not supported by this client), got {url:?}");
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            bail!("--server must be an https:// or http:// URL, got {url:?}");
         }
         base.parse::<hyper::Uri>()
             .with_context(|| format!("--server {url:?} is not a valid URL"))?;
@@ -60,7 +67,12 @@ impl Remote {
             .enable_all()
             .build()
             .context("cannot start the HTTP client runtime")?;
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         let authorization = match std::env::var(TOKEN_ENV) {
             Ok(token) if !token.trim().is_empty() => {
                 let mut value = header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
@@ -133,6 +145,46 @@ impl Remote {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
             Ok(Answer { status, body })
         })
+    }
+}
+
+/// The client's TLS settings, from the environment.
+fn tls_config() -> Result<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match std::env::var_os(CA_ENV) {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(&path)
+                .with_context(|| format!("{CA_ENV}: cannot read {}", path.to_string_lossy()))?
+            {
+                roots
+                    .add(cert.with_context(|| format!("{CA_ENV}: not PEM certificates"))?)
+                    .with_context(|| format!("{CA_ENV}: not a CA certificate"))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crate::http::tls::provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots);
+    match (
+        std::env::var_os(CLIENT_CERT_ENV),
+        std::env::var_os(CLIENT_KEY_ENV),
+    ) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(&cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .with_context(|| format!("{CLIENT_CERT_ENV}: {}", cert.to_string_lossy()))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .with_context(|| format!("{CLIENT_KEY_ENV}: {}", key.to_string_lossy()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("the client certificate and key do not match")
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => bail!("set both {CLIENT_CERT_ENV} and {CLIENT_KEY_ENV}, or neither"),
     }
 }
 

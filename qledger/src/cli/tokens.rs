@@ -64,6 +64,10 @@ pub struct IssueArgs {
     /// SOCIAL_INSURANCE_FUND or NHI_FEDERATION (payer).
     #[arg(long, value_name = "ORG")]
     pub payer: Option<PayerOrganisation>,
+    /// Register this client certificate (PEM) for mutual TLS instead of
+    /// issuing a token: the file keeps the SHA-256 of its DER.
+    #[arg(long, value_name = "PEM")]
+    pub certificate: Option<PathBuf>,
     /// Print only the token (for scripts).
     #[arg(long)]
     pub quiet: bool,
@@ -88,6 +92,20 @@ pub(super) fn run(args: TokensArgs) -> Result<ExitCode> {
                 institution: a.institution,
                 payer: a.payer,
             };
+            if let Some(pem) = &a.certificate {
+                use rustls::pki_types::pem::PemObject;
+                let der = rustls::pki_types::CertificateDer::from_pem_file(pem)
+                    .with_context(|| format!("reading the certificate {}", pem.display()))?;
+                let entry = store.register_certificate(principal, der.as_ref())?;
+                emit(&format!(
+                    "certificate sha256:{} registered for {} ({}) in {}",
+                    entry.sha256,
+                    entry.principal.name,
+                    entry.principal.role,
+                    path.display()
+                ))?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let (token, entry) = store.issue(principal)?;
             if a.quiet {
                 emit(&token)?;
@@ -108,6 +126,7 @@ pub(super) fn run(args: TokensArgs) -> Result<ExitCode> {
                 .map(|e| {
                     json!({
                         "id": e.id,
+                        "credential": e.credential,
                         "issued_at": e.issued_at,
                         "revoked_at": e.revoked_at,
                         "principal": e.principal,

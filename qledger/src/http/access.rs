@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum::middleware::Next;
@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::misses::MissLimiter;
 use super::problem::ApiError;
+use super::tls::Peer;
 use crate::auth::tokens::Tokens;
-use crate::auth::{Action, Caller, Denied, Principal};
+use crate::auth::{Action, Caller, Denied};
 
 /// Paths that answer without credentials (probes).
 const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
@@ -31,14 +32,14 @@ pub struct Access {
     misses: Arc<MissLimiter>,
 }
 
-/// A client certificate's identity, put in the request by the TLS listener:
-/// the SHA-256 of the certificate's DER, and the principal it maps to.
-#[derive(Debug, Clone)]
-pub struct ClientCertificate(pub Option<Arc<Principal>>);
-
 /// The authenticated caller's name, put in the response for the request log.
 #[derive(Debug, Clone)]
 pub(super) struct CallerName(pub String);
+
+/// Who a request counts against for rate limits: the principal's name, or
+/// the remote address on a server without authentication.
+#[derive(Debug, Clone)]
+pub(super) struct ClientKey(pub String);
 
 impl Access {
     /// Every request is allowed everything: development on loopback only
@@ -93,10 +94,13 @@ impl Access {
                 .authenticate(token)
                 .map(Caller::Principal);
         }
-        request
+        let certificate = request
             .extensions()
-            .get::<ClientCertificate>()
-            .and_then(|c| c.0.clone())
+            .get::<ConnectInfo<Peer>>()
+            .and_then(|peer| peer.0.certificate)?;
+        self.tokens
+            .as_ref()?
+            .authenticate_certificate(&certificate)
             .map(Caller::Principal)
     }
 }
@@ -156,6 +160,14 @@ pub(super) async fn authenticate(
     let mut response = match allowed {
         Err(denied) => ApiError::Forbidden(denied).into_response(),
         Ok(()) => {
+            let key = match &caller {
+                Caller::Principal(p) => p.name.clone(),
+                Caller::Unrestricted => request
+                    .extensions()
+                    .get::<ConnectInfo<Peer>>()
+                    .map_or_else(|| "-".to_owned(), |peer| peer.0.addr.ip().to_string()),
+            };
+            request.extensions_mut().insert(ClientKey(key));
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

@@ -20,8 +20,10 @@ pub mod misses;
 pub mod problem;
 pub mod registry;
 mod routes;
+pub mod tls;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,7 @@ use tokio::net::TcpListener;
 pub use self::access::Access;
 pub use self::problem::ApiError;
 pub use self::routes::{DEFAULT_PAGE, DEFAULT_WAIT, MAX_PAGE, MAX_WAIT};
+use self::tls::{Peer, TlsListener};
 use crate::service::Ledger;
 
 /// The largest request body accepted (a batch of events); larger is a 413.
@@ -92,27 +95,54 @@ async fn trace(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, lets requests in
+/// Where the API listens: plain HTTP (loopback, development) or TLS.
+#[derive(Debug)]
+pub enum Endpoint {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+impl Endpoint {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Endpoint::Plain(l) => l.local_addr(),
+            Endpoint::Tls(l) => axum::serve::Listener::local_addr(l).map(|p| p.addr),
+        }
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Endpoint::Plain(_) => "http",
+            Endpoint::Tls(_) => "https",
+        }
+    }
+}
+
+/// Serves the API on `endpoint` until `shutdown` resolves, lets requests in
 /// flight finish, then shuts the ledger down (projector threads stopped,
 /// views flushed). Start the projector before.
 pub async fn serve(
     ledger: Ledger,
     access: Arc<Access>,
-    listener: TcpListener,
+    endpoint: impl Into<Endpoint>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let endpoint = endpoint.into();
     let ledger = Arc::new(ledger);
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "serving the HTTP API");
+    let addr = endpoint.local_addr()?;
+    tracing::info!(%addr, scheme = endpoint.scheme(), "serving the HTTP API");
     let sweeper = ledger
         .card_authority()
         .map(|_| tokio::spawn(sweep_revocations(Arc::clone(&ledger))));
     let reloader = access
         .tokens()
         .map(|tokens| tokio::spawn(reload_tokens(Arc::clone(tokens))));
-    let served = axum::serve(listener, router(Arc::clone(&ledger), access))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = router(Arc::clone(&ledger), access).into_make_service_with_connect_info::<Peer>();
+    let served = match endpoint {
+        Endpoint::Plain(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+        Endpoint::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
+    };
     tracing::info!("HTTP API stopped; shutting the ledger down");
     for task in [sweeper, reloader].into_iter().flatten() {
         task.abort();
@@ -134,6 +164,18 @@ async fn sweep_revocations(ledger: Arc<Ledger>) {
             Ok(Err(e)) => tracing::warn!(error = %e, "unlinking revoked cards failed; retrying"),
             Err(e) => tracing::warn!(error = %e, "the revocation sweep stopped"),
         }
+    }
+}
+
+impl From<TcpListener> for Endpoint {
+    fn from(l: TcpListener) -> Endpoint {
+        Endpoint::Plain(l)
+    }
+}
+
+impl From<TlsListener> for Endpoint {
+    fn from(l: TlsListener) -> Endpoint {
+        Endpoint::Tls(l)
     }
 }
 

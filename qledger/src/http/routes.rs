@@ -19,6 +19,7 @@ use ledger::event::json;
 use projectors::{Lookup, LookupKey};
 use serde_json::{json, Value};
 
+use super::access::ClientKey;
 use super::misses::MissLimiter;
 use super::problem::{ApiError, Json, Path, Query};
 use crate::auth::{Caller, Denied};
@@ -299,7 +300,7 @@ async fn eligibility_by_number(
 async fn eligibility_by_card(
     State(ledger): State<Arc<Ledger>>,
     Extension(misses): Extension<Arc<MissLimiter>>,
-    caller: Caller,
+    Extension(ClientKey(client)): Extension<ClientKey>,
     Path(serial): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
@@ -310,7 +311,7 @@ async fn eligibility_by_card(
     let born: Day = params.require("birth_date")?;
     let (on, as_of) = params.on_and_as_of()?;
     misses
-        .check(caller.name())
+        .check(&client)
         .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let key = LookupKey::Card(serial);
     let lookup = blocking(&ledger, move |l| {
@@ -318,7 +319,7 @@ async fn eligibility_by_card(
     })
     .await?;
     if matches!(lookup, Lookup::NotFound) {
-        misses.miss(caller.name());
+        misses.miss(&client);
         tokio::time::sleep_until(started + misses.floor()).await;
     }
     answer(lookup, "card serial")

@@ -52,13 +52,21 @@ impl Server {
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut all = args.to_vec();
-        all.push("--no-auth");
+        all.extend(["--no-auth", "--plain-http"]);
         Server::spawn(&all, env)
     }
 
     /// `qledger serve ARGS` with authentication on (the data directory's
-    /// token file, unless ARGS name another).
+    /// token file, unless ARGS name another), over plain HTTP on loopback.
     pub fn start_secured(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = args.to_vec();
+        all.push("--plain-http");
+        Server::spawn(&all, env)
+    }
+
+    /// `qledger serve ARGS` as given (TLS settings among them): `url` is
+    /// `https://…` when it serves TLS.
+    pub fn start_raw(args: &[&str], env: &[(&str, &str)]) -> Server {
         Server::spawn(args, env)
     }
 
@@ -80,7 +88,7 @@ impl Server {
         let url = lines.by_ref().map_while(Result::ok).find_map(|l| {
             let url = l
                 .split_whitespace()
-                .find(|w| w.starts_with("http://"))
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
                 .map(|w| w.trim_end_matches('/').to_owned());
             before.push(l);
             url
@@ -99,7 +107,9 @@ impl Server {
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
     }
 
     /// Waits until every person of `links` is in the server's views.

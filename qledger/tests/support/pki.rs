@@ -158,3 +158,23 @@ pub fn crl_revoking_at(
 pub fn crl(issuer: &Ca, revoked: &[&[u8]], number: u64) -> Crl {
     crl_with(issuer, revoked, number, (2025, 1, 1), (2026, 1, 1))
 }
+
+/// A TLS leaf certificate signed by `ca`: for a server (`names` are its DNS
+/// names and IP addresses) or a client. Returns (certificate PEM, key PEM).
+pub fn tls_leaf(ca: &Ca, name: &str, names: &[&str], client: bool) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name = dn(name);
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2040, 1, 1);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![if client {
+        ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    params.use_authority_key_identifier_extension = true;
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
