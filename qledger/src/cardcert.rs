@@ -125,7 +125,7 @@ static SIGNATURE_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
 /// intermediates = []                      # optional
 /// crls = ["/var/lib/qledger/jpki-auth.crl"] # required; [] = no revocation check
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CardAuthorityConfig {
     /// CA certificates (PEM, one or more blocks, or DER) a chain must end at.

@@ -7,6 +7,7 @@ pub mod cardcert;
 pub mod cardlink;
 pub mod claims;
 pub mod cli;
+pub mod config;
 pub mod contact;
 pub mod http;
 pub mod import;

@@ -62,8 +62,12 @@ pub const NOTIFIER_SOURCE: &str = "qledger.notifier";
 /// How long a progress event may take to reach the views.
 const PROJECTED_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long a round waits for the views to reach the log's end as it was
+/// when the round began; longer, and the round is skipped until the next.
+const CAUGHT_UP_WITHIN: Duration = Duration::from_millis(500);
+
 /// The `[notices]` table of the settings file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoticeSettings {
     /// The SMTP relay; without one, notices are published but not e-mailed
@@ -110,7 +114,7 @@ fn default_poll_ms() -> u64 {
 }
 
 /// How to reach the SMTP relay.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -138,7 +142,7 @@ fn default_smtp_timeout_ms() -> u64 {
     30_000
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     #[default]
@@ -229,7 +233,7 @@ impl Notifier {
     pub fn run(mut self, ledger: &Ledger, stop: &AtomicBool) {
         let poll = Duration::from_millis(self.settings.poll_ms.max(10));
         while !stop.load(Ordering::Relaxed) {
-            if let Err(e) = self.round(ledger) {
+            if let Err(e) = self.round_until(ledger, stop) {
                 tracing::warn!(error = %e, "notifier round failed; retrying");
             }
             let until = Instant::now() + poll;
@@ -242,8 +246,24 @@ impl Notifier {
     /// One pass over the outbox. Errors of one notice do not hold up the
     /// others; the first is returned.
     pub fn round(&mut self, ledger: &Ledger) -> Result<(), NotifierError> {
+        self.round_until(ledger, &AtomicBool::new(false))
+    }
+
+    /// [`Notifier::round`], ending early once `stop` is set. A round starts
+    /// only when the views have caught up with the log in every partition
+    /// this notifier owns: the outbox of views still being rebuilt would
+    /// show progress already made as not made (and an e-mail as not sent).
+    fn round_until(&mut self, ledger: &Ledger, stop: &AtomicBool) -> Result<(), NotifierError> {
+        for partition in 0..ledger.log().partitions() {
+            if self.assignment.owns(partition) && !ledger.caught_up(partition, CAUGHT_UP_WITHIN)? {
+                return Ok(());
+            }
+        }
         let mut first = None;
         for (link, status) in ledger.views().notice_outbox()? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
             if !self.assignment.owns(status.requested_by.partition) {
                 continue;
             }

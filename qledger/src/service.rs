@@ -52,6 +52,28 @@ pub enum ServiceError {
     Encode(String),
     #[error("contact key store: {0}")]
     Keys(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How far the projector is behind the log in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PartitionLag {
+    pub partition: u32,
+    /// The log's end offset (the next offset to be written).
+    pub end: u64,
+    /// The next offset the projector will apply.
+    pub next: u64,
+    /// Whether this process projects the partition (with Kafka, the
+    /// consumer group shares the partitions out).
+    pub projected_here: bool,
+}
+
+impl PartitionLag {
+    /// Events written and not yet applied.
+    pub fn lag(&self) -> u64 {
+        self.end.saturating_sub(self.next)
+    }
 }
 
 /// How long intake waits, after the durable append, for the projector.
@@ -132,6 +154,13 @@ pub struct Core {
 impl Core {
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// Waits (up to `timeout`) until the views hold everything `partition`
+    /// held when called; `false` if they did not get there in time.
+    pub fn caught_up(&self, partition: u32, timeout: Duration) -> Result<bool, ServiceError> {
+        let end = self.log.end_offset(partition)?;
+        Ok(end == 0 || self.projector.wait_applied(partition, end - 1, timeout))
     }
 
     pub fn views(&self) -> &Arc<Views> {
@@ -613,6 +642,28 @@ impl Ledger {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, ServiceError> {
         Ok(self.views.dead_letters(after, limit)?)
+    }
+
+    /// Per partition: the log's end, the projector's position, and whether
+    /// this process projects it.
+    pub fn projection_lag(&self) -> Result<Vec<PartitionLag>, ServiceError> {
+        let positions = self.views.offsets()?;
+        (0..self.log.partitions())
+            .map(|partition| {
+                Ok(PartitionLag {
+                    partition,
+                    end: self.log.end_offset(partition)?,
+                    next: positions.get(&partition).copied().unwrap_or(0),
+                    projected_here: self.assignment.as_ref().is_some_and(|a| a.owns(partition)),
+                })
+            })
+            .collect()
+    }
+
+    /// The embedded log's directory, when it is the log of record.
+    pub fn embedded_log_dir(&self) -> Option<PathBuf> {
+        let dir = self.data.join("log");
+        dir.join("CURRENT").exists().then_some(dir)
     }
 
     /// Stops the projector threads after their current batch and flushes.

@@ -86,7 +86,7 @@ impl Role {
             A::CheckClaims => matches!(self, R::Payer | R::Institution),
             A::ReadClaims => matches!(self, R::Payer | R::Auditor),
             A::Overlaps => matches!(self, R::Insurer | R::Aggregator | R::Auditor),
-            A::ReadSchemas => true,
+            A::ReadSchemas | A::WhoAmI => true,
             A::WriteSchemas => matches!(self, R::Insurer | R::Aggregator | R::Admin),
             A::Metrics => matches!(self, R::Monitor | R::Admin),
         }
@@ -117,6 +117,8 @@ pub enum Action {
     ReadSchemas,
     WriteSchemas,
     Metrics,
+    /// Who the credentials name: any client.
+    WhoAmI,
 }
 
 impl Action {
@@ -138,6 +140,7 @@ impl Action {
             Action::ReadSchemas => "read schemas",
             Action::WriteSchemas => "register schemas",
             Action::Metrics => "read metrics",
+            Action::WhoAmI => "ask who it is",
         }
     }
 }
@@ -255,6 +258,11 @@ impl Caller {
             Caller::Unrestricted => "-",
             Caller::Principal(p) => &p.name,
         }
+    }
+
+    /// The principal, for `/v1/whoami` (`None` without authentication).
+    pub fn principal_shown(&self) -> Option<&Principal> {
+        self.principal()
     }
 
     pub fn role(&self) -> Option<Role> {

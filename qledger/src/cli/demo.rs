@@ -401,12 +401,19 @@ pub(super) fn run(args: DemoArgs) -> Result<ExitCode> {
     drop(ledger);
     let ledger = Ledger::open(&args.data, DEFAULT_PARTITIONS)
         .with_context(|| format!("cannot reopen the data directory {}", args.data.display()))?;
-    let access = super::access(false, None, &args.data)?;
+    let access = super::serve::access(false, &args.data.join(crate::auth::tokens::DEFAULT_FILE))?;
     // Plain HTTP: the demo is for one machine (serve_ledger refuses any
     // address but loopback without TLS).
-    super::serve_ledger(ledger, &args.listen, access, None, |_, addr| {
-        let _ = emit(&examples.render(&base_url(addr)));
-    })?;
+    super::serve_ledger(
+        ledger,
+        &args.listen,
+        access,
+        None,
+        crate::http::HttpSettings::default(),
+        |_, addr| {
+            let _ = emit(&examples.render(&base_url(addr)));
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,7 +18,10 @@ mod intake;
 mod kafka;
 mod query;
 pub(crate) mod remote;
+mod serve;
 mod tokens;
+
+pub use serve::{ServeArgs, TlsArgs};
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -32,10 +35,9 @@ use ledger::domain::{
 };
 use serde::Serialize;
 
-use crate::cardcert::{CardAuthority, CardAuthorityConfig};
+use crate::cardcert::CardAuthority;
 use crate::http::{self, Access};
-use crate::notices::NoticeSettings;
-use crate::service::{Ledger, DEFAULT_PARTITIONS};
+use crate::service::Ledger;
 
 /// The default data directory.
 pub const DEFAULT_DATA: &str = "./data";
@@ -47,6 +49,23 @@ pub const DEFAULT_DATA: &str = "./data";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on standard error: `text`, or `json` (one object per line,
+    /// for log collectors). The level comes from RUST_LOG [default: info].
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "QLEDGER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +104,9 @@ pub enum Command {
     Claims(claims::ClaimsArgs),
     /// API tokens: issue, list, revoke (the token file holds hashes only).
     Tokens(tokens::TokensArgs),
+    /// The server's configuration: `config show` prints the settings in
+    /// force (defaults < settings file < QLEDGER_* environment < flags).
+    Config(serve::ConfigArgs),
 }
 
 /// Where a command finds the ledger: a data directory or a server.
@@ -104,80 +126,6 @@ impl Target {
         self.data
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA))
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA)]
-    pub data: PathBuf,
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: String,
-    /// Log partitions, when the data directory is new.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_PARTITIONS)]
-    pub partitions: u32,
-    /// The API token file (hashes only; `qledger tokens`) [default: DATA/tokens.toml].
-    #[arg(long, value_name = "FILE", env = "QLEDGER_TOKENS")]
-    pub tokens: Option<PathBuf>,
-    /// Development only: serve without authentication (everyone may do
-    /// everything). Refused unless listening on a loopback address.
-    #[arg(long)]
-    pub no_auth: bool,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-    /// Card lookups that find nothing (unknown serial or wrong birth date)
-    /// allowed per client and window; then 429 until the window ends.
-    #[arg(long, value_name = "N", default_value_t = crate::http::misses::DEFAULT_MISSES)]
-    pub miss_limit: u32,
-    /// The window of --miss-limit, in seconds.
-    #[arg(long, value_name = "S", default_value_t = crate::http::misses::DEFAULT_WINDOW.as_secs())]
-    pub miss_window: u64,
-    #[command(flatten)]
-    pub kafka: KafkaArgs,
-}
-
-/// HTTPS: the server's certificate and key, and the CA of client
-/// certificates; or plain HTTP, explicitly, on loopback only.
-#[derive(Debug, Clone, Default, Args)]
-pub struct TlsArgs {
-    /// The server's certificate chain (PEM).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "QLEDGER_TLS_CERT",
-        requires = "tls_key"
-    )]
-    pub tls_cert: Option<PathBuf>,
-    /// The server's private key (PEM).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "QLEDGER_TLS_KEY",
-        requires = "tls_cert"
-    )]
-    pub tls_key: Option<PathBuf>,
-    /// CA certificates (PEM) of client certificates (mutual TLS); a client
-    /// certificate is a credential once registered with `qledger tokens issue --certificate`.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "QLEDGER_TLS_CLIENT_CA",
-        requires = "tls_cert"
-    )]
-    pub tls_client_ca: Option<PathBuf>,
-    /// Serve plain HTTP: development only, refused unless listening on a
-    /// loopback address.
-    #[arg(long, conflicts_with = "tls_cert")]
-    pub plain_http: bool,
-}
-
-impl TlsArgs {
-    fn settings(&self) -> Option<http::tls::TlsSettings> {
-        Some(http::tls::TlsSettings {
-            cert: self.tls_cert.clone()?,
-            key: self.tls_key.clone()?,
-            client_ca: self.tls_client_ca.clone(),
-        })
     }
 }
 
@@ -337,7 +285,7 @@ pub struct CheckIdArgs {
 /// the exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -351,7 +299,7 @@ pub fn main() -> ExitCode {
 /// Runs one command; `Ok` carries exit status 0 or 1.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve(a) => serve(a),
+        Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Publish(a) => intake::publish(a),
         Command::Import(a) => import::run(a),
@@ -368,18 +316,29 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Notices(a) => cards::notices(a),
         Command::Claims(a) => claims::run(a),
         Command::Tokens(a) => tokens::run(a),
+        Command::Config(a) => serve::config(a),
     }
 }
 
-/// `RUST_LOG` (default `info`), to standard error.
-fn init_tracing() {
+/// `RUST_LOG` (default `info`), to standard error, as text or JSON lines.
+/// What is logged never carries personal data: routes are logged by
+/// template, errors by field and rule, events by id and type.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// 0 or 1.
@@ -422,19 +381,9 @@ fn open_ledger(data: &Path, partitions: u32) -> Result<Ledger> {
     })
 }
 
-/// The tables of the settings file this module reads (`[kafka]` is read by
-/// [`kafka::settings`]).
-#[derive(Debug, Default, serde::Deserialize)]
-struct SettingsFile {
-    #[serde(default)]
-    cards: Option<CardAuthorityConfig>,
-    #[serde(default)]
-    notices: Option<NoticeSettings>,
-}
-
-fn settings_file(config: Option<&Path>) -> Result<SettingsFile> {
+fn settings_file(config: Option<&Path>) -> Result<crate::config::SettingsFile> {
     let Some(path) = config else {
-        return Ok(SettingsFile::default());
+        return Ok(crate::config::SettingsFile::default());
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the settings file {}", path.display()))?;
@@ -470,6 +419,7 @@ fn serve_ledger(
     listen: &str,
     access: Access,
     tls: Option<&http::tls::TlsSettings>,
+    settings: http::HttpSettings,
     ready: impl FnOnce(&Ledger, SocketAddr),
 ) -> Result<()> {
     let tls = tls
@@ -507,53 +457,14 @@ fn serve_ledger(
             "qledger listening on {}://{addr} (Ctrl-C to stop)",
             endpoint.scheme()
         );
-        http::serve(ledger, std::sync::Arc::new(access), endpoint, http::shutdown_signal())
+        http::serve_with(
+            ledger,
+            std::sync::Arc::new(access),
+            settings,
+            endpoint,
+            http::shutdown_signal(),
+        )
             .await
             .context("serving HTTP")
     })
-}
-
-/// How `serve` authenticates: the token file, or nobody with `--no-auth`.
-fn access(no_auth: bool, tokens: Option<&Path>, data: &Path) -> Result<Access> {
-    if no_auth {
-        return Ok(Access::open());
-    }
-    let path = tokens
-        .map(Path::to_owned)
-        .unwrap_or_else(|| data.join(crate::auth::tokens::DEFAULT_FILE));
-    let tokens = crate::auth::tokens::Tokens::open(&path)?;
-    Ok(Access::enforced(std::sync::Arc::new(tokens)))
-}
-
-fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let tls = args.tls.settings();
-    if tls.is_none() && !args.tls.plain_http {
-        anyhow::bail!(
-            "serve needs --tls-cert and --tls-key (HTTPS), or --plain-http for development on a loopback address"
-        );
-    }
-    let access = access(args.no_auth, args.tokens.as_deref(), &args.data)?.with_miss_limiter(
-        http::misses::MissLimiter::new(
-            args.miss_limit,
-            std::time::Duration::from_secs(args.miss_window),
-            http::misses::DEFAULT_FLOOR,
-        ),
-    );
-    let cards = card_authority(args.kafka.config.as_deref())?;
-    let notices = settings_file(args.kafka.config.as_deref())?
-        .notices
-        .unwrap_or_default();
-    let mut ledger = match kafka::settings(&args.kafka)? {
-        Some(settings) => kafka::open_ledger(&args.data, &settings)?,
-        None => open_ledger(&args.data, args.partitions)?,
-    };
-    if let Some(cards) = cards {
-        ledger.set_card_authority(cards);
-    }
-    ledger.start_projector();
-    ledger
-        .start_notifier(notices)
-        .context("starting the notifier")?;
-    serve_ledger(ledger, &args.listen, access, tls.as_ref(), |_, _| {})?;
-    Ok(ExitCode::SUCCESS)
 }

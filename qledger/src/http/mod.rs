@@ -16,6 +16,7 @@
 pub mod access;
 mod cards;
 mod claims;
+pub mod metrics;
 pub mod misses;
 pub mod problem;
 pub mod registry;
@@ -30,12 +31,13 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Router;
 use tokio::net::TcpListener;
 
 pub use self::access::Access;
+pub use self::metrics::Metrics;
 pub use self::problem::ApiError;
 pub use self::routes::{DEFAULT_PAGE, DEFAULT_WAIT, MAX_PAGE, MAX_WAIT};
 use self::tls::{Peer, TlsListener};
@@ -44,20 +46,73 @@ use crate::service::Ledger;
 /// The largest request body accepted (a batch of events); larger is a 413.
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
+/// What the HTTP layer is configured with beyond access.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// The largest request body (413 beyond).
+    pub body_limit: usize,
+    /// A request not answered in this time gets 503 (its work is abandoned).
+    pub request_timeout: Duration,
+    /// `/readyz` is 200 once no partition projected here lags by more.
+    pub ready_max_lag: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            body_limit: BODY_LIMIT,
+            request_timeout: Duration::from_secs(60),
+            ready_max_lag: 1_000,
+        }
+    }
+}
+
 /// The API over `ledger`, its callers authenticated by `access`. Start the
 /// projector first if queries should see what intake appends.
 pub fn router(ledger: Arc<Ledger>, access: Arc<Access>) -> Router {
+    router_with(ledger, access, &HttpSettings::default(), Arc::default())
+}
+
+/// [`router`] with its settings and the metrics it fills.
+pub fn router_with(
+    ledger: Arc<Ledger>,
+    access: Arc<Access>,
+    settings: &HttpSettings,
+    metrics: Arc<Metrics>,
+) -> Router {
     routes::routes()
         .merge(cards::routes())
         .merge(claims::routes())
         .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(Extension(Arc::clone(access.misses())))
+        .layer(Extension(Arc::clone(&metrics)))
+        .layer(Extension(ReadyMaxLag(settings.ready_max_lag)))
         .layer(middleware::from_fn_with_state(access, access::authenticate))
-        .layer(middleware::from_fn(trace))
+        .layer(middleware::from_fn_with_state(
+            settings.request_timeout,
+            deadline,
+        ))
+        .layer(middleware::from_fn_with_state(metrics, trace))
         .with_state(ledger)
+}
+
+/// The lag `/readyz` tolerates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadyMaxLag(pub u64);
+
+/// Cuts a request off after the configured time with a 503.
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout { after: limit }.into_response(),
+    }
 }
 
 async fn no_route(uri: Uri) -> ApiError {
@@ -70,9 +125,13 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-/// Logs method, route template and status: never the path's values or the
-/// query string, which carry card serials and insured numbers.
-async fn trace(request: Request, next: Next) -> Response {
+/// Logs and counts method, route template and status: never the path's
+/// values or the query string, which carry card serials and insured numbers.
+async fn trace(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -86,7 +145,9 @@ async fn trace(request: Request, next: Next) -> Response {
         .extensions()
         .get::<access::CallerName>()
         .map_or("(none)", |c| c.0.as_str());
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    metrics.request(method.as_str(), route, status, took);
+    let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
     if response.status().is_server_error() {
         tracing::warn!(%method, route, status, client, micros, "request");
     } else {
@@ -128,6 +189,17 @@ pub async fn serve(
     endpoint: impl Into<Endpoint>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(ledger, access, HttpSettings::default(), endpoint, shutdown).await
+}
+
+/// [`serve`] with its settings.
+pub async fn serve_with(
+    ledger: Ledger,
+    access: Arc<Access>,
+    settings: HttpSettings,
+    endpoint: impl Into<Endpoint>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let endpoint = endpoint.into();
     let ledger = Arc::new(ledger);
     let addr = endpoint.local_addr()?;
@@ -138,7 +210,8 @@ pub async fn serve(
     let reloader = access
         .tokens()
         .map(|tokens| tokio::spawn(reload_tokens(Arc::clone(tokens))));
-    let app = router(Arc::clone(&ledger), access).into_make_service_with_connect_info::<Peer>();
+    let app = router_with(Arc::clone(&ledger), access, &settings, Arc::default())
+        .into_make_service_with_connect_info::<Peer>();
     let served = match endpoint {
         Endpoint::Plain(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
         Endpoint::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
@@ -245,5 +318,38 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("Ctrl-C received"),
         _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_request_past_its_deadline_gets_a_503_problem() {
+        let app = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/quick", axum::routing::get(|| async { "now" }))
+            .layer(middleware::from_fn_with_state(
+                Duration::from_millis(50),
+                deadline,
+            ));
+        let ask = |path: &'static str| {
+            app.clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        };
+        let slow = ask("/slow").await.unwrap();
+        assert_eq!(slow.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let quick = ask("/quick").await.unwrap();
+        assert_eq!(quick.status(), StatusCode::OK);
     }
 }

@@ -27,6 +27,10 @@ use crate::service::ServiceError;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The deepest nesting of arrays and objects a JSON body may have: the
+/// deepest legitimate body (a batch of events) has four levels.
+pub const JSON_MAX_DEPTH: usize = 32;
+
 /// An error of the HTTP API; each variant maps to one problem type.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +68,9 @@ pub enum ApiError {
     /// The caller's role or scope does not allow the request (403).
     #[error("{0}")]
     Forbidden(#[from] crate::auth::Denied),
+    /// The request took longer than the server allows (503).
+    #[error("the request took longer than {after:?}")]
+    Timeout { after: std::time::Duration },
     /// Too many misses from this client; retry after the given seconds (429).
     #[error("too many requests")]
     TooManyRequests { retry_after: u64 },
@@ -268,6 +275,17 @@ impl ApiError {
                     },
                 )
             }
+            ApiError::Timeout { after } => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                let detail = format!(
+                    "the request was not answered within {} s; retry later",
+                    after.as_secs_f64()
+                );
+                (
+                    status,
+                    problem(status, "/problems/timeout", "Request timed out", detail),
+                )
+            }
             ApiError::TooManyRequests { .. } => {
                 let status = StatusCode::TOO_MANY_REQUESTS;
                 let detail = "too many lookups that found nothing; slow down".to_owned();
@@ -402,10 +420,80 @@ pub struct Json<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
+    /// Checks the media type, reads the body (within the body limit), refuses
+    /// nesting deeper than [`JSON_MAX_DEPTH`] before parsing anything, then
+    /// deserializes.
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(req.headers()) {
+            return Err(ApiError::Rejected {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail: "expected a request body with Content-Type: application/json".into(),
+            });
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::Rejected {
+                status: r.status(),
+                detail: r.body_text(),
+            })?;
+        if let Some(at) = too_deep(&bytes, JSON_MAX_DEPTH) {
+            return Err(ApiError::Rejected {
+                status: StatusCode::BAD_REQUEST,
+                detail: format!(
+                    "the JSON body nests arrays and objects deeper than {JSON_MAX_DEPTH} levels (at byte {at})"
+                ),
+            });
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Json(value))
     }
+}
+
+/// `application/json` or `application/…+json`.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(mime) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Where a JSON text first nests deeper than `max`, if it does: brackets
+/// counted outside strings. Malformed text is left to the parser.
+pub fn too_deep(text: &[u8], max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in text.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -450,6 +538,18 @@ mod tests {
     fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
         let (status, p) = e.problem();
         (status, serde_json::to_value(p).unwrap())
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings() {
+        assert_eq!(too_deep(br#"{"a": [[1]]}"#, 3), None);
+        assert_eq!(too_deep(br#"{"a": [[[1]]]}"#, 3), Some(8));
+        assert_eq!(too_deep(br#"{"a": "[[[[[[", "b": "\"[[[["}"#, 2), None);
+        let deep = "[".repeat(100_000);
+        assert_eq!(
+            too_deep(deep.as_bytes(), JSON_MAX_DEPTH),
+            Some(JSON_MAX_DEPTH)
+        );
     }
 
     #[test]

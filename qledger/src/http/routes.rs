@@ -20,10 +20,12 @@ use projectors::{Lookup, LookupKey};
 use serde_json::{json, Value};
 
 use super::access::ClientKey;
+use super::metrics::Metrics;
 use super::misses::MissLimiter;
 use super::problem::{ApiError, Json, Path, Query};
+use super::ReadyMaxLag;
 use crate::auth::{Caller, Denied};
-use crate::service::{Ledger, ServiceError, Submitted, Wait};
+use crate::service::{Ledger, PartitionLag, ServiceError, Submitted, Wait};
 
 /// How long `?wait=projected` waits when `timeout_ms` is not given.
 pub const DEFAULT_WAIT: Duration = Duration::from_millis(5_000);
@@ -36,6 +38,9 @@ pub const MAX_PAGE: usize = 1_000;
 pub(super) fn routes() -> Router<Arc<Ledger>> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/whoami", get(whoami))
         .route("/v1/events", post(post_events))
         .route("/v1/eligibility", get(eligibility_by_number))
         .route("/v1/eligibility/card/{serial}", get(eligibility_by_card))
@@ -56,6 +61,59 @@ where
 
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 once every partition this process projects is within
+/// the configured lag of the log's end (503 before), with the lags.
+async fn readyz(
+    State(ledger): State<Arc<Ledger>>,
+    Extension(ReadyMaxLag(max)): Extension<ReadyMaxLag>,
+) -> Result<Response, ApiError> {
+    let lags = blocking(&ledger, |l| l.projection_lag()).await?;
+    let behind: Vec<&PartitionLag> = lags
+        .iter()
+        .filter(|l| l.projected_here && l.lag() > max)
+        .collect();
+    let projecting = lags.iter().any(|l| l.projected_here);
+    let ready = projecting && behind.is_empty();
+    let body = json!({
+        "status": if ready { "ready" } else { "catching_up" },
+        "max_lag": max,
+        "partitions": lags.iter().filter(|l| l.projected_here).map(|l| json!({
+            "partition": l.partition, "end": l.end, "next": l.next, "lag": l.lag(),
+        })).collect::<Vec<_>>(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(
+    State(ledger): State<Arc<Ledger>>,
+    Extension(metrics): Extension<Arc<Metrics>>,
+) -> Result<Response, ApiError> {
+    let text = blocking(&ledger, move |l| metrics.scrape(l)).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /v1/whoami`: the principal the credentials name (no ledger work:
+/// also the constant route of the HTTP benchmark's baseline).
+async fn whoami(caller: Caller) -> Json<Value> {
+    Json(match caller.principal_shown() {
+        Some(p) => json!({"name": p.name, "role": p.role}),
+        None => json!({"name": null, "role": null, "authentication": "off"}),
+    })
 }
 
 /// The query parameters of one request, checked against the names a route

@@ -40,7 +40,7 @@ use ledger::log::LogError;
 use serde::Deserialize;
 
 /// Where the cluster is and what the ledger calls its topics and groups.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
     /// `bootstrap.servers`: `host:port[,host:port…]`.

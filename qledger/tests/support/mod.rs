@@ -185,49 +185,12 @@ impl Server {
         path: &str,
         body: Option<&Value>,
     ) -> std::io::Result<(u16, Value)> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.addr())?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.addr(),
-            body.len()
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
-        // Bodies are short; a chunked one is a single chunk.
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body.split_once("\r\n")
-                .map(|(_, rest)| rest)
-                .unwrap_or(body)
-        } else {
-            body
-        };
-        let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(0);
-        Ok((
-            status,
-            serde_json::from_str(&body[..end]).unwrap_or(Value::Null),
-        ))
+        http_to(self.addr(), token, method, path, body)
     }
 
-    /// SIGTERM, and a clean exit within a minute.
-    pub fn stop(mut self) {
+    /// SIGTERM, and a clean exit within a minute; the server's log lines
+    /// (standard error) after its first.
+    pub fn stop(mut self) -> Vec<String> {
         let mut child = self.child.take().expect("running");
         let term = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -241,13 +204,65 @@ impl Server {
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
-                panic!("serve did not stop within a minute of SIGTERM");
+                let _ = child.wait();
+                let logs = self.logs.take().unwrap().join().unwrap();
+                panic!("serve did not stop within a minute of SIGTERM: {logs:#?}");
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         let logs = self.logs.take().unwrap().join().unwrap();
         assert!(status.success(), "serve exited with {status}: {logs:#?}");
+        logs
     }
+}
+
+/// One HTTP/1.1 exchange with `addr` over a fresh connection.
+pub fn http_to(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        addr,
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status"))?;
+    // Bodies are short; a chunked one is a single chunk.
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body.split_once("\r\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or(body)
+    } else {
+        body
+    };
+    let end = body.rfind(['}', ']']).map(|i| i + 1).unwrap_or(0);
+    Ok((
+        status,
+        serde_json::from_str(&body[..end]).unwrap_or(Value::Null),
+    ))
 }
 
 impl Drop for Server {
