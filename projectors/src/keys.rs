@@ -198,6 +198,19 @@ pub fn version(
         .done()
 }
 
+/// Every version row of every person.
+pub fn versions_all() -> ViewKey {
+    Builder::new(view::VERSION).done()
+}
+
+/// The person and entity kind of a version row's key.
+pub fn decode_version_key(key: &[u8]) -> Option<(&[u8], EntityKind)> {
+    let rest = key.strip_prefix(&[view::VERSION])?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let kind = EntityKind::from_byte(*rest.get(end + 1)?)?;
+    Some((&rest[..end], kind))
+}
+
 /// All version rows of a person.
 pub fn versions_of_person(link: &str) -> ViewKey {
     Builder::new(view::VERSION).str(link).done()

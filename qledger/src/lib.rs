@@ -16,3 +16,4 @@ pub mod kafka;
 pub mod notices;
 pub mod receipt;
 pub mod service;
+pub mod usage;

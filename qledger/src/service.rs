@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ledger::domain::{CardSerial, Day, LinkNumber, PublisherId, RecordTime};
+use ledger::domain::{CardSerial, Day, LinkNumber, PublisherId, RecordTime, ServiceMonth};
 use ledger::error::FieldError;
 use ledger::event::{avro, json, Event, LinkRejectionReason, UnlinkReason};
 use ledger::log::embedded::EmbeddedLog;
@@ -20,6 +20,8 @@ use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordT
 use projectors::model::DeadLetter;
 use projectors::{Assignment, History, Lookup, LookupKey, Projector, ProjectorError, Views};
 use serde::Serialize;
+
+use crate::usage::{MeterRow, UsageStore};
 use uuid::Uuid;
 
 use crate::cardcert::{self, CardAuthority, CertificateRefusal};
@@ -52,6 +54,8 @@ pub enum ServiceError {
     Encode(String),
     #[error("contact key store: {0}")]
     Keys(String),
+    #[error(transparent)]
+    Usage(#[from] crate::usage::UsageError),
     #[error("{0}")]
     Internal(String),
 }
@@ -300,6 +304,12 @@ pub struct Ledger {
     assignment: Option<Arc<Assignment>>,
     /// The CRL generation whose revoked cards were last unlinked.
     revocations_swept: std::sync::Mutex<u64>,
+    /// Verification records and metering (`usage/`): reads, not derived.
+    usage: Arc<UsageStore>,
+    /// The notifier thread and its own stop flag: it stops first at
+    /// shutdown, while the projectors still run, so every progress event it
+    /// logged is also projected.
+    notifier: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 /// Why a link request got no decision.
@@ -371,6 +381,7 @@ impl Ledger {
         let keys_dir = data.join("keys");
         let contacts =
             ContactKeys::open(&keys_dir).map_err(|e| ServiceError::Keys(e.to_string()))?;
+        let usage = UsageStore::open(&data.join("usage"))?;
         Ok(Ledger {
             data: data.to_owned(),
             log,
@@ -385,6 +396,8 @@ impl Ledger {
             notices_log: None,
             assignment: None,
             revocations_swept: std::sync::Mutex::new(0),
+            usage: Arc::new(usage),
+            notifier: None,
         })
     }
 
@@ -463,15 +476,16 @@ impl Ledger {
             .unwrap_or_else(|| Arc::new(Assignment::all(self.log.partitions())));
         let notifier = Notifier::new(settings, notices, Arc::clone(&self.contacts), assignment);
         let core = self.core();
-        let stop = Arc::clone(&self.stop);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("notifier".into())
-            .spawn(move || notifier.run(&core, &stop))
+            .spawn(move || notifier.run(&core, &stopping))
             .map_err(|source| ServiceError::Io {
                 path: self.data.clone(),
                 source,
             })?;
-        self.threads.push(thread);
+        self.notifier = Some((stop, thread));
         Ok(())
     }
 
@@ -660,6 +674,17 @@ impl Ledger {
             .collect()
     }
 
+    /// Verification records and metering.
+    pub fn usage(&self) -> &Arc<UsageStore> {
+        &self.usage
+    }
+
+    /// For each insurer: answers served in `month` and persons insured in
+    /// it (insurers with either).
+    pub fn metering(&self, month: ServiceMonth) -> Result<Vec<MeterRow>, ServiceError> {
+        crate::usage::metering(&self.views, Some(&self.usage), month)
+    }
+
     /// The embedded log's directory, when it is the log of record.
     pub fn embedded_log_dir(&self) -> Option<PathBuf> {
         let dir = self.data.join("log");
@@ -668,6 +693,10 @@ impl Ledger {
 
     /// Stops the projector threads after their current batch and flushes.
     pub fn shutdown(&mut self) {
+        if let Some((stop, thread)) = self.notifier.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();

@@ -247,6 +247,22 @@ fn every_role_meets_every_route_as_the_policy_says() {
         ),
         row(
             "GET",
+            "/v1/verifications?institution=1311234567",
+            None,
+            &["clinic", "auditor"],
+            &[],
+        ),
+        row(
+            "GET",
+            "/v1/metering",
+            None,
+            &["ins-a", "ins-b", "agg", "auditor", "admin"],
+            &[],
+        ),
+        row("GET", "/metrics", None, &["monitor", "admin"], &[]),
+        row("GET", "/v1/whoami", None, EVERYONE, &[]),
+        row(
+            "GET",
             "/schema-registry/subjects",
             None,
             &[
@@ -316,6 +332,11 @@ fn every_role_meets_every_route_as_the_policy_says() {
     assert_eq!(body["field"], "insurer");
     server.stop();
 }
+
+/// Every client of [`clients`].
+const EVERYONE: &[&str] = &[
+    "ins-a", "ins-b", "agg", "clinic", "sif", "nhif", "portal", "auditor", "monitor", "admin",
+];
 
 fn role_of(name: &str) -> &'static str {
     match name {

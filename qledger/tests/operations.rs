@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{http_to, qledger, text, Server};
+use support::{qledger, text, Server};
 
 fn issue(data: &str, args: &[&str]) -> String {
     let mut all = vec!["tokens", "issue", "--data", data, "--quiet"];
@@ -240,7 +240,7 @@ fn sigterm_finishes_the_request_in_flight_and_flushes() {
     let o = qledger(&[
         "generate",
         "--persons",
-        "4000",
+        "2500",
         "--out",
         sample.to_str().unwrap(),
     ]);
@@ -254,22 +254,37 @@ fn sigterm_finishes_the_request_in_flight_and_flushes() {
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap().to_owned();
     let server = Server::start(&["--data", &data]);
-    let addr = server.addr().to_owned();
-    let batch = Value::Array(events);
-    let request = std::thread::spawn(move || {
-        http_to(
-            &addr,
-            None,
-            "POST",
-            "/v1/events?wait=projected&timeout_ms=60000",
-            Some(&batch),
+    // The whole request is written before SIGTERM (the server has read most
+    // of its 5 MB body by then: it is in flight), then the answer is read.
+    let body = Value::Array(events).to_string();
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    {
+        use std::io::Write;
+        write!(
+            stream,
+            "POST /v1/events?wait=projected&timeout_ms=60000 HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
         )
-    });
-    std::thread::sleep(Duration::from_millis(300));
+        .unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+    }
     server.stop(); // SIGTERM, and a clean exit
-    let (status, body) = request.join().unwrap().expect("the request was answered");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["accepted"].as_u64(), Some(n as u64), "{body}");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    let (head, rest) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let rest = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        rest.split_once("\r\n").unwrap().1
+    } else {
+        rest
+    };
+    let end = rest.rfind('}').unwrap() + 1;
+    let body: Value = serde_json::from_str(&rest[..end]).unwrap();
+    assert_eq!(body["accepted"].as_u64(), Some(n as u64));
     let results = body["results"].as_array().unwrap();
     assert!(
         results.iter().all(|r| r["projected"] == true),

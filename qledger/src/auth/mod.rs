@@ -10,12 +10,12 @@
 //! | --- | --- |
 //! | `insurer` | publish events for its insurer numbers under its publisher id; eligibility by its own insured numbers; its overlap notices |
 //! | `aggregator` | the same, for the 国保 insurers (and municipalities) it serves — the NHI aggregation system |
-//! | `institution` | eligibility; check its own claims before submission |
+//! | `institution` | eligibility; check its own claims before submission; its own verification records |
 //! | `payer` | eligibility; register, check, read, withdraw claims of its payer organisation; its decision feed |
 //! | `portal` | card-link requests and unlinks (the holder's channel), and their status |
-//! | `auditor` | read everything (history, dead letters, claims, feeds, notices), change nothing |
+//! | `auditor` | read everything (history, dead letters, claims, feeds, notices, verification records, metering), change nothing |
 //! | `monitor` | `/metrics` only |
-//! | `admin` | `/metrics` and the notices outbox; tokens are managed with `qledger tokens` |
+//! | `admin` | `/metrics`, the metering and the notices outbox; tokens are managed with `qledger tokens` |
 //!
 //! This module holds no secrets and reads no files: the token file is
 //! [`tokens`]; the certificate mapping lives in the settings file.
@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ledger::domain::{
-    InstitutionCode, InsurerNumber, MunicipalityCode, PayerOrganisation, PublisherId,
+    InstitutionCode, InsurerKind, InsurerNumber, MunicipalityCode, PayerOrganisation, PublisherId,
 };
 use ledger::event::{Event, EventType, Payload};
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,8 @@ impl Role {
             A::ReadClaims => matches!(self, R::Payer | R::Auditor),
             A::Overlaps => matches!(self, R::Insurer | R::Aggregator | R::Auditor),
             A::ReadSchemas | A::WhoAmI => true,
+            A::Verifications => matches!(self, R::Institution | R::Auditor),
+            A::Metering => matches!(self, R::Insurer | R::Aggregator | R::Auditor | R::Admin),
             A::WriteSchemas => matches!(self, R::Insurer | R::Aggregator | R::Admin),
             A::Metrics => matches!(self, R::Monitor | R::Admin),
         }
@@ -119,6 +121,10 @@ pub enum Action {
     Metrics,
     /// Who the credentials name: any client.
     WhoAmI,
+    /// An institution's verification records.
+    Verifications,
+    /// Answers served and insured persons per insurer and month.
+    Metering,
 }
 
 impl Action {
@@ -141,6 +147,8 @@ impl Action {
             Action::WriteSchemas => "register schemas",
             Action::Metrics => "read metrics",
             Action::WhoAmI => "ask who it is",
+            Action::Verifications => "read verification records",
+            Action::Metering => "read the metering",
         }
     }
 }
@@ -202,6 +210,16 @@ impl Principal {
             }
             Role::Insurer | Role::Aggregator if self.insurers.is_empty() => {
                 Some("at least one insurer number")
+            }
+            Role::Aggregator
+                if self.insurers.iter().any(|i| {
+                    !matches!(
+                        i.kind(),
+                        InsurerKind::NationalHealthInsurance | InsurerKind::NhiRetiree
+                    )
+                }) =>
+            {
+                Some("国保 insurer numbers only (市町村国保, 国保組合, 退職者医療)")
             }
             Role::Institution if self.institution.is_none() => Some("an institution code"),
             Role::Payer if self.payer.is_none() => Some("a payer organisation"),
@@ -326,6 +344,14 @@ impl Caller {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The institution code and client name of an institution caller: whose
+    /// verification records its answers become.
+    pub fn as_institution(&self) -> Option<(InstitutionCode, String)> {
+        self.principal()
+            .filter(|p| p.role == Role::Institution)
+            .and_then(|p| Some((p.institution.clone()?, p.name.clone())))
     }
 
     /// The payer organisation a payer caller acts for.
@@ -455,6 +481,12 @@ mod tests {
         assert!(p.check().unwrap_err().needs.contains("publisher"));
         assert!(Principal::new("x", Role::Payer).check().is_err());
         assert!(Principal::new("x", Role::Auditor).check().is_ok());
+        let mut agg = Principal::new("agg", Role::Aggregator);
+        agg.publisher = Some("nhi-aggregation".parse().unwrap());
+        agg.insurers = vec!["138057".parse().unwrap()];
+        assert!(agg.check().is_ok());
+        agg.insurers.push("01130012".parse().unwrap());
+        assert!(agg.check().unwrap_err().needs.contains("国保"));
     }
 
     #[test]

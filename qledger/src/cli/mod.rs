@@ -20,6 +20,7 @@ mod query;
 pub(crate) mod remote;
 mod serve;
 mod tokens;
+mod usage;
 
 pub use serve::{ServeArgs, TlsArgs};
 
@@ -104,6 +105,10 @@ pub enum Command {
     Claims(claims::ClaimsArgs),
     /// API tokens: issue, list, revoke (the token file holds hashes only).
     Tokens(tokens::TokensArgs),
+    /// An institution's verification records (the answers it was given).
+    Verifications(usage::VerificationsArgs),
+    /// Per insurer and month: insured persons and answers served (JSON, CSV, SVG chart).
+    Metering(usage::MeteringArgs),
     /// The server's configuration: `config show` prints the settings in
     /// force (defaults < settings file < QLEDGER_* environment < flags).
     Config(serve::ConfigArgs),
@@ -317,6 +322,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Claims(a) => claims::run(a),
         Command::Tokens(a) => tokens::run(a),
         Command::Config(a) => serve::config(a),
+        Command::Verifications(a) => usage::verifications(a),
+        Command::Metering(a) => usage::metering(a),
     }
 }
 

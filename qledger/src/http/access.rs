@@ -125,6 +125,8 @@ pub fn action_of(method: &Method, route: &str) -> Option<Action> {
         "/v1/claims/{claim_id}" | "/v1/claims/decisions" => A::ReadClaims,
         "/v1/overlaps" => A::Overlaps,
         "/metrics" => A::Metrics,
+        "/v1/verifications" => A::Verifications,
+        "/v1/metering" | "/v1/metering/chart.svg" => A::Metering,
         "/v1/whoami" => A::WhoAmI,
         // Registering a version writes; every other registry request
         // (lookups and compatibility checks are POSTs too) reads.

@@ -22,6 +22,7 @@ pub mod problem;
 pub mod registry;
 mod routes;
 pub mod tls;
+mod usage;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,6 +84,7 @@ pub fn router_with(
     routes::routes()
         .merge(cards::routes())
         .merge(claims::routes())
+        .merge(usage::routes())
         .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

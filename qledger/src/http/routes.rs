@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ledger::domain::{
-    Branch, CardNumber, CardSerial, CardSymbol, Day, IndividualInsuredNumber, InsurerNumber,
-    LinkNumber, RecordTime,
+    Branch, CardNumber, CardSerial, CardSymbol, Day, IndividualInsuredNumber, InstitutionCode,
+    InsurerNumber, LinkNumber, RecordTime,
 };
 use ledger::error::{FieldError, RuleViolation};
 use ledger::event::json;
@@ -342,14 +342,33 @@ async fn eligibility_by_number(
     let born: Option<Day> = params.parse("birth_date")?;
     let (on, as_of) = params.on_and_as_of()?;
     let key = LookupKey::Insured(number);
+    let asker = caller.as_institution();
     answer(
-        blocking(&ledger, move |l| match born {
-            Some(born) => l.eligibility_of_holder(&key, born, on, as_of),
-            None => l.eligibility(&key, on, as_of),
+        blocking(&ledger, move |l| {
+            let lookup = match born {
+                Some(born) => l.eligibility_of_holder(&key, born, on, as_of)?,
+                None => l.eligibility(&key, on, as_of)?,
+            };
+            recorded(l, asker, &key, on, as_of, lookup)
         })
         .await?,
         "insured number",
     )
+}
+
+/// Records the answer (metering; a verification record when an institution
+/// asked) and hands it back.
+fn recorded(
+    ledger: &Ledger,
+    asker: Option<(InstitutionCode, String)>,
+    key: &LookupKey,
+    on: Day,
+    as_of: Option<RecordTime>,
+    lookup: Lookup,
+) -> Result<Lookup, ServiceError> {
+    let asker = asker.as_ref().map(|(code, name)| (code, name.as_str()));
+    ledger.usage().answered(asker, key, on, as_of, &lookup)?;
+    Ok(lookup)
 }
 
 /// `GET /v1/eligibility/card/{serial}?birth_date=&on=&as_of=`: the holder's
@@ -359,6 +378,7 @@ async fn eligibility_by_card(
     State(ledger): State<Arc<Ledger>>,
     Extension(misses): Extension<Arc<MissLimiter>>,
     Extension(ClientKey(client)): Extension<ClientKey>,
+    caller: Caller,
     Path(serial): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
@@ -372,8 +392,10 @@ async fn eligibility_by_card(
         .check(&client)
         .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let key = LookupKey::Card(serial);
+    let asker = caller.as_institution();
     let lookup = blocking(&ledger, move |l| {
-        l.eligibility_of_holder(&key, born, on, as_of)
+        let lookup = l.eligibility_of_holder(&key, born, on, as_of)?;
+        recorded(l, asker, &key, on, as_of, lookup)
     })
     .await?;
     if matches!(lookup, Lookup::NotFound) {
