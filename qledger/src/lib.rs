@@ -9,6 +9,7 @@ pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod contact;
+pub mod fhir;
 pub mod http;
 pub mod import;
 #[cfg(feature = "kafka")]

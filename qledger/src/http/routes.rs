@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -317,6 +318,7 @@ fn parameter_of(field: &str) -> &str {
 /// `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=`
 async fn eligibility_by_number(
     State(ledger): State<Arc<Ledger>>,
+    headers: HeaderMap,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
@@ -342,6 +344,7 @@ async fn eligibility_by_number(
     let born: Option<Day> = params.parse("birth_date")?;
     let (on, as_of) = params.on_and_as_of()?;
     let key = LookupKey::Insured(number);
+    let fhir = fhir_key(&headers, &key);
     let asker = caller.as_institution();
     answer(
         blocking(&ledger, move |l| {
@@ -353,6 +356,7 @@ async fn eligibility_by_number(
         })
         .await?,
         "insured number",
+        fhir.as_ref(),
     )
 }
 
@@ -378,6 +382,7 @@ async fn eligibility_by_card(
     State(ledger): State<Arc<Ledger>>,
     Extension(misses): Extension<Arc<MissLimiter>>,
     Extension(ClientKey(client)): Extension<ClientKey>,
+    headers: HeaderMap,
     caller: Caller,
     Path(serial): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
@@ -392,6 +397,7 @@ async fn eligibility_by_card(
         .check(&client)
         .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let key = LookupKey::Card(serial);
+    let fhir = fhir_key(&headers, &key);
     let asker = caller.as_institution();
     let lookup = blocking(&ledger, move |l| {
         let lookup = l.eligibility_of_holder(&key, born, on, as_of)?;
@@ -402,15 +408,53 @@ async fn eligibility_by_card(
         misses.miss(&client);
         tokio::time::sleep_until(started + misses.floor()).await;
     }
-    answer(lookup, "card serial")
+    answer(lookup, "card serial", fhir.as_ref())
 }
 
-fn answer(lookup: Lookup, what: &'static str) -> Result<Response, ApiError> {
-    match lookup {
-        found @ Lookup::Found(_) => Ok(Json(found).into_response()),
-        Lookup::NotFound => Err(ApiError::NotFound { what }),
-        Lookup::NotLinked { since } => Err(ApiError::CardNotLinked { since }),
+/// The answer as JSON, or in FHIR R4 when the client asked for it (`fhir`
+/// holds the key asked): a `CoverageEligibilityResponse`, or an
+/// `OperationOutcome` for a miss (the same 404 either way).
+fn answer(
+    lookup: Lookup,
+    what: &'static str,
+    fhir: Option<&LookupKey>,
+) -> Result<Response, ApiError> {
+    let fhir_body = |status: StatusCode, body: Value| {
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, crate::fhir::FHIR_JSON)],
+            axum::Json(body),
+        )
+            .into_response()
+    };
+    match (lookup, fhir) {
+        (Lookup::Found(e), Some(key)) => Ok(fhir_body(
+            StatusCode::OK,
+            crate::fhir::eligibility_response(&e, key, RecordTime::now()),
+        )),
+        (Lookup::NotFound, Some(_)) => Ok(fhir_body(
+            StatusCode::NOT_FOUND,
+            crate::fhir::operation_outcome("not-found", &format!("no such {what} is known")),
+        )),
+        (Lookup::NotLinked { since }, Some(_)) => Ok(fhir_body(
+            StatusCode::NOT_FOUND,
+            crate::fhir::operation_outcome(
+                "not-found",
+                &format!("the card serial was linked, but the link ended on {since}"),
+            ),
+        )),
+        (found @ Lookup::Found(_), None) => Ok(Json(found).into_response()),
+        (Lookup::NotFound, None) => Err(ApiError::NotFound { what }),
+        (Lookup::NotLinked { since }, None) => Err(ApiError::CardNotLinked { since }),
     }
+}
+
+/// The key, when the request's `Accept` asks for FHIR.
+fn fhir_key(headers: &HeaderMap, key: &LookupKey) -> Option<LookupKey> {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    crate::fhir::wants_fhir(accept).then(|| key.clone())
 }
 
 /// `GET /v1/persons/{link}/history`
