@@ -3,6 +3,7 @@
 //! contains ledger logic of its own.
 
 pub mod auth;
+pub mod batch;
 pub mod cardcert;
 pub mod cardlink;
 pub mod claims;

@@ -253,6 +253,13 @@ fn every_role_meets_every_route_as_the_policy_says() {
             &[],
         ),
         row(
+            "POST",
+            "/v1/eligibility/batch",
+            Some(json!({"insurer": "01130012", "number": "1234"})),
+            &["ins-a", "ins-b", "agg", "clinic", "sif", "nhif", "auditor"],
+            &[],
+        ),
+        row(
             "GET",
             "/v1/metering",
             None,

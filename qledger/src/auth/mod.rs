@@ -78,6 +78,7 @@ impl Role {
                 R::Insurer | R::Aggregator | R::Institution | R::Payer | R::Auditor
             ),
             A::EligibilityByCard => matches!(self, R::Institution | R::Payer | R::Auditor),
+            A::BatchCheck => Role::may(self, A::EligibilityByNumber),
             A::History | A::DeadLetters => matches!(self, R::Auditor),
             A::LinkCard => matches!(self, R::Portal),
             A::LinkRequestStatus => matches!(self, R::Portal | R::Auditor),
@@ -107,6 +108,8 @@ pub enum Action {
     Publish,
     EligibilityByNumber,
     EligibilityByCard,
+    /// Many pairs at once; each pair is then authorised on its own.
+    BatchCheck,
     History,
     DeadLetters,
     LinkCard,
@@ -134,6 +137,7 @@ impl Action {
             Action::Publish => "publish events",
             Action::EligibilityByNumber => "ask eligibility by insured number",
             Action::EligibilityByCard => "ask eligibility by card",
+            Action::BatchCheck => "check eligibility in batches",
             Action::History => "read a person's history",
             Action::DeadLetters => "read dead letters",
             Action::LinkCard => "request or end card links",

@@ -9,6 +9,7 @@
 //! (not found, invalid, a line rejected, a mismatch), 2 error.
 
 mod audit;
+mod batch;
 mod cards;
 mod claims;
 mod demo;
@@ -105,6 +106,8 @@ pub enum Command {
     Claims(claims::ClaimsArgs),
     /// API tokens: issue, list, revoke (the token file holds hashes only).
     Tokens(tokens::TokensArgs),
+    /// Batch check (一括照会): a JSON-lines or CSV file of pairs, one answer per line.
+    CheckBatch(batch::CheckBatchArgs),
     /// An institution's verification records (the answers it was given).
     Verifications(usage::VerificationsArgs),
     /// Per insurer and month: insured persons and answers served (JSON, CSV, SVG chart).
@@ -323,6 +326,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tokens(a) => tokens::run(a),
         Command::Config(a) => serve::config(a),
         Command::Verifications(a) => usage::verifications(a),
+        Command::CheckBatch(a) => batch::run(a),
         Command::Metering(a) => usage::metering(a),
     }
 }

@@ -110,6 +110,94 @@ impl Remote {
         )
     }
 
+    /// POSTs `input` as it is read and hands each piece of the answer to
+    /// `out` as it arrives: bounded memory both ways. `progress` is told how
+    /// many bytes were sent. An error status comes back as an error.
+    pub fn post_streaming(
+        &self,
+        path_and_query: &str,
+        content_type: &str,
+        mut input: impl std::io::Read + Send + 'static,
+        progress: impl Fn(u64) + Send + 'static,
+        mut out: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        // The file is read on its own thread; the channel bounds what waits.
+        let reader = std::thread::spawn(move || {
+            let mut sent = 0u64;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        sent += n as u64;
+                        progress(sent);
+                        let frame = Frame::data(Bytes::copy_from_slice(&buf[..n]));
+                        if tx.blocking_send(Ok(frame)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{path_and_query}", self.base))
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(auth) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, auth.clone());
+        }
+        let request = request
+            .body(http_body_util::combinators::BoxBody::new(StreamBody::new(
+                stream,
+            )))
+            .context("building the request")?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client: Client<_, http_body_util::combinators::BoxBody<Bytes, std::io::Error>> =
+            Client::builder(TokioExecutor::new()).build(connector);
+        let route = path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let result = self.runtime.block_on(async {
+            let response = client
+                .request(request)
+                .await
+                .with_context(|| format!("POST {}{route}", self.base))?;
+            let status = response.status();
+            let mut body = response.into_body();
+            if !status.is_success() {
+                let bytes = body.collect().await?.to_bytes();
+                bail!(
+                    "the server answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    out(&data)?;
+                }
+            }
+            Ok(())
+        });
+        let _ = reader.join();
+        result
+    }
+
     fn send(&self, method: Method, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Answer> {
         let uri = format!("{}{path_and_query}", self.base);
         let mut request = Request::builder()

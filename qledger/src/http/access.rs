@@ -115,6 +115,8 @@ pub fn action_of(method: &Method, route: &str) -> Option<Action> {
         "/v1/events" => A::Publish,
         "/v1/eligibility" => A::EligibilityByNumber,
         "/v1/eligibility/card/{serial}" => A::EligibilityByCard,
+        // Each pair is authorised on its own (by number or by card).
+        "/v1/eligibility/batch" => A::BatchCheck,
         "/v1/persons/{link}/history" => A::History,
         "/v1/dead-letters" => A::DeadLetters,
         "/v1/card-links" | "/v1/card-links/{serial}/unlink" => A::LinkCard,

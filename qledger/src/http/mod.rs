@@ -14,6 +14,7 @@
 //! route template and status only: query strings carry insured numbers.
 
 pub mod access;
+mod batch;
 mod cards;
 mod claims;
 pub mod metrics;

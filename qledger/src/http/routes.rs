@@ -45,6 +45,7 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
         .route("/v1/events", post(post_events))
         .route("/v1/eligibility", get(eligibility_by_number))
         .route("/v1/eligibility/card/{serial}", get(eligibility_by_card))
+        .route("/v1/eligibility/batch", post(super::batch::check))
         .route("/v1/persons/{link}/history", get(history))
         .route("/v1/dead-letters", get(dead_letters))
 }

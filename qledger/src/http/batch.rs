@@ -1,0 +1,234 @@
+//! `POST /v1/eligibility/batch`: a body of pairs (JSON lines, or CSV with a
+//! header when the Content-Type is `text/csv`) answered as a stream of JSON
+//! lines, one per pair, in order ([`crate::batch`]). The body is read as it
+//! arrives and the answers leave as they are made, through a bounded
+//! channel: memory stays bounded whatever the size, and a slow reader slows
+//! the lookups down rather than piling answers up.
+//!
+//! Each pair follows the single lookup's rules: scopes, the birth date with
+//! a card, the per-client miss limit (a line past it is answered
+//! `rate_limited`), metering and verification records.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use ledger::error::FieldError;
+use projectors::{Lookup, LookupKey};
+
+use super::access::ClientKey;
+use super::misses::MissLimiter;
+use crate::auth::{Action, Caller};
+use crate::batch::{self, Pair, MAX_LINE};
+use crate::service::Ledger;
+
+/// Lines answered per trip to the blocking pool.
+const CHUNK: usize = 256;
+
+enum Input {
+    Jsonl,
+    Csv(Option<Vec<String>>),
+}
+
+pub(super) async fn check(
+    State(ledger): State<Arc<Ledger>>,
+    Extension(misses): Extension<Arc<MissLimiter>>,
+    Extension(ClientKey(client)): Extension<ClientKey>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let csv = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/csv"));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        let mut input = if csv { Input::Csv(None) } else { Input::Jsonl };
+        let mut stream = body.into_data_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut lines: Vec<(u64, String)> = Vec::new();
+        let mut number = 0u64;
+        let mut skipping = false;
+        let work = Work {
+            ledger,
+            misses,
+            client,
+            caller,
+        };
+        loop {
+            let chunk = stream.next().await;
+            let done = match chunk {
+                Some(Ok(bytes)) => {
+                    pending.extend_from_slice(&bytes);
+                    false
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+                None => true,
+            };
+            // Complete lines; an over-long one is skipped to its end.
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if skipping {
+                    skipping = false;
+                    continue;
+                }
+                number += 1;
+                lines.push((number, String::from_utf8_lossy(&line).trim_end().to_owned()));
+            }
+            if pending.len() > MAX_LINE && !skipping {
+                number += 1;
+                lines.push((number, "\u{0}too long".into()));
+                pending.clear();
+                skipping = true;
+            }
+            if done && !pending.is_empty() && !skipping {
+                number += 1;
+                lines.push((
+                    number,
+                    String::from_utf8_lossy(&pending).trim_end().to_owned(),
+                ));
+                pending.clear();
+            }
+            if lines.len() >= CHUNK || (done && !lines.is_empty()) {
+                let batch = std::mem::take(&mut lines);
+                let out = work.answer(&mut input, batch).await;
+                if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            if done {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+struct Work {
+    ledger: Arc<Ledger>,
+    misses: Arc<MissLimiter>,
+    client: String,
+    caller: Caller,
+}
+
+impl Work {
+    /// Answers `lines` (number, text) on the blocking pool; JSON lines out.
+    async fn answer(&self, input: &mut Input, lines: Vec<(u64, String)>) -> Vec<u8> {
+        // Parse here (cheap), look up there.
+        let mut parsed: Vec<(u64, Result<Pair, FieldError>)> = Vec::with_capacity(lines.len());
+        for (n, text) in lines {
+            if text.is_empty() {
+                continue;
+            }
+            if text.starts_with('\u{0}') {
+                parsed.push((
+                    n,
+                    Err(FieldError::new(
+                        "",
+                        format!("the line is longer than {MAX_LINE} bytes"),
+                    )),
+                ));
+                continue;
+            }
+            let pair = match input {
+                Input::Jsonl => batch::pair_of_json(&text),
+                Input::Csv(header @ None) => {
+                    match batch::csv_header(&text) {
+                        Ok(h) => *header = Some(h),
+                        Err(e) => parsed.push((n, Err(e))),
+                    }
+                    continue;
+                }
+                Input::Csv(Some(header)) => batch::pair_of_csv(header, &text),
+            };
+            parsed.push((n, pair));
+        }
+        let ledger = Arc::clone(&self.ledger);
+        let misses = Arc::clone(&self.misses);
+        let client = self.client.clone();
+        let caller = self.caller.clone();
+        let answered = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (n, pair) in parsed {
+                let line = match pair {
+                    Err(e) => batch::failed(n, None, "error", &e),
+                    Ok(pair) => one(&ledger, &misses, &client, &caller, n, &pair),
+                };
+                out.extend_from_slice(line.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            out
+        })
+        .await;
+        answered.unwrap_or_else(|e| {
+            format!("{{\"status\":\"error\",\"error\":{{\"field\":\"\",\"rule\":\"internal: {e}\"}}}}\n")
+                .into_bytes()
+        })
+    }
+}
+
+/// One pair, by the single lookup's rules.
+fn one(
+    ledger: &Ledger,
+    misses: &MissLimiter,
+    client: &str,
+    caller: &Caller,
+    n: u64,
+    pair: &Pair,
+) -> serde_json::Value {
+    let id = pair.id.as_deref();
+    let card = matches!(pair.key, LookupKey::Card(_));
+    let allowed = match &pair.key {
+        LookupKey::Card(_) => caller.allow(Action::EligibilityByCard),
+        LookupKey::Insured(n) => caller
+            .allow(Action::EligibilityByNumber)
+            .and_then(|()| caller.insurer("insurer", n.insurer())),
+    };
+    if let Err(denied) = allowed {
+        let e = FieldError::new(denied.field.as_deref().unwrap_or(""), denied.reason);
+        return batch::failed(n, id, "forbidden", &e);
+    }
+    if card && misses.check(client).is_err() {
+        let e = FieldError::new("card", "too many card lookups found nothing; slow down");
+        return batch::failed(n, id, "rate_limited", &e);
+    }
+    let lookup = match pair.birth_date {
+        Some(born) => ledger.eligibility_of_holder(&pair.key, born, pair.on, pair.as_of),
+        None => ledger.eligibility(&pair.key, pair.on, pair.as_of),
+    };
+    let lookup = match lookup {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "batch lookup failed");
+            let e = FieldError::new("", "an internal error occurred; it has been logged");
+            return batch::failed(n, id, "error", &e);
+        }
+    };
+    if card && matches!(lookup, Lookup::NotFound) {
+        misses.miss(client);
+        std::thread::sleep(misses.floor());
+    }
+    let asker = caller.as_institution();
+    let asker = asker.as_ref().map(|(c, name)| (c, name.as_str()));
+    if let Err(e) = ledger
+        .usage()
+        .answered(asker, &pair.key, pair.on, pair.as_of, &lookup)
+    {
+        tracing::error!(error = %e, "recording a batch answer failed");
+    }
+    batch::answered(n, pair, &lookup)
+}
