@@ -604,8 +604,8 @@ pub fn to_value(event: &Event) -> Value {
     let t = event.event_type();
     let r = Rec::new().put("envelope", envelope_value(&event.envelope, t));
     let copay = |c: &CopayRate| Value::Int(c.percent() as i32);
-    // Validation bounds every u32 field far below i32::MAX; saturate rather
-    // than wrap if that ever changes, so the decoder refuses it visibly.
+    // Validation bounds every u32 field to i32::MAX (`attempt`) or far
+    // below; saturate rather than wrap if that ever changes.
     let int = |n: &u32| Value::Int(i32::try_from(*n).unwrap_or(i32::MAX));
     let int8 = |n: &u8| Value::Int(*n as i32);
     match &event.payload {
@@ -1235,7 +1235,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::event::{examples, registry};
+    use crate::event::{examples, json, registry};
 
     #[test]
     fn confluent_framing_round_trips_every_example() {
@@ -1324,6 +1324,31 @@ mod tests {
             decode_any(&[0, 1]),
             Err(AvroError::NotConfluent(_))
         ));
+    }
+
+    #[test]
+    fn attempts_beyond_the_schemas_int_are_refused() {
+        // Found by the `json_event` fuzz target: an attempt above i32::MAX
+        // was accepted, then saturated by the encoder, so the log held
+        // another number than the one acknowledged.
+        let example = examples::all()
+            .into_iter()
+            .find(|e| e.event_type() == EventType::NoticeSendStarted)
+            .unwrap();
+        for (attempt, accepted) in [(i32::MAX as u32, true), (i32::MAX as u32 + 1, false)] {
+            let mut value = json::to_value(&example);
+            value["attempt"] = attempt.into();
+            match json::from_value(value) {
+                Ok(event) => {
+                    assert!(accepted, "attempt {attempt} was accepted");
+                    assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
+                }
+                Err(e) => {
+                    assert!(!accepted, "attempt {attempt} was refused: {e:?}");
+                    assert_eq!(e.field, "attempt");
+                }
+            }
+        }
     }
 
     proptest! {

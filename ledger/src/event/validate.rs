@@ -55,9 +55,18 @@ pub(super) fn event(e: &Event) -> Result<(), FieldError> {
 /// RFC 5322's line limit, which bounds a `Message-ID`.
 const MAX_MESSAGE_ID: usize = 998;
 
+/// The most attempts an event can carry: the schemas' `int` holds no more.
+const MAX_ATTEMPT: u32 = i32::MAX as u32;
+
 fn attempt(n: u32) -> Result<(), FieldError> {
     if n == 0 {
         return Err(FieldError::new("attempt", "must be 1 or more"));
+    }
+    if n > MAX_ATTEMPT {
+        return Err(FieldError::new(
+            "attempt",
+            format!("must be at most {MAX_ATTEMPT}, got {n}"),
+        ));
     }
     Ok(())
 }
