@@ -704,6 +704,9 @@ impl Ledger {
         if let Err(e) = self.views.flush() {
             tracing::error!(error = %e, "flushing views at shutdown failed");
         }
+        if let Err(e) = self.usage.flush() {
+            tracing::error!(error = %e, "writing the last answers of the usage store failed");
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 //! the outcome, the insurers of the answer and the SHA-256 of the answer
 //! itself. Records older than the retention are deleted.
 //!
-//! Writes go to RocksDB's write-ahead log without a sync per answer: a
-//! process crash loses nothing, a power loss may lose the last moments.
+//! Answers are buffered in memory and written in one batch every
+//! [`FLUSH_EVERY`] (or at [`FLUSH_AT`] answers, at a read, and at shutdown),
+//! off the request's path; RocksDB's write-ahead log is not synced per
+//! batch. A crash loses at most the answers of the last interval.
 
 pub mod chart;
 
@@ -98,13 +100,29 @@ pub struct MeterRow {
     pub insured: u64,
 }
 
+/// How often buffered answers are written.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Buffered answers that trigger a write at once.
+pub const FLUSH_AT: usize = 4_096;
+
+/// Answers not written yet.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The next cursor to hand out.
+    next: u64,
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (month, insurer) → answers to add.
+    meter: std::collections::HashMap<(String, String), u64>,
+}
+
 /// `DATA/usage/`.
 #[derive(Debug)]
 pub struct UsageStore {
     db: DB,
     path: PathBuf,
-    /// Serialises cursor allocation and counter updates.
-    write: Mutex<u64>,
+    pending: Mutex<Pending>,
+    /// Held while a batch is written (one writer at a time).
+    writing: Mutex<()>,
 }
 
 const RECORD: u8 = b'v';
@@ -156,7 +174,11 @@ impl UsageStore {
         Ok(UsageStore {
             db,
             path: path.to_owned(),
-            write: Mutex::new(next),
+            pending: Mutex::new(Pending {
+                next,
+                ..Pending::default()
+            }),
+            writing: Mutex::new(()),
         })
     }
 
@@ -171,7 +193,8 @@ impl UsageStore {
         Ok(UsageStore {
             db,
             path: path.to_owned(),
-            write: Mutex::new(0),
+            pending: Mutex::new(Pending::default()),
+            writing: Mutex::new(()),
         })
     }
 
@@ -210,18 +233,11 @@ impl UsageStore {
         if institution.is_none() && insurers.is_empty() {
             return Ok(());
         }
-        let month = month_of(at);
-        let mut next = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut batch = WriteBatch::default();
-        for insurer in &insurers {
-            let k = meter_key(&month, insurer.as_str());
-            let n = self.counter(&k)? + 1;
-            batch.put(&k, n.to_be_bytes());
-        }
-        if let Some((institution, client)) = institution {
-            let answer = serde_json::to_vec(lookup).unwrap_or_default();
-            let record = VerificationRecord {
-                cursor: *next,
+        let record = institution.map(|(institution, client)| {
+            let mut hasher = HashWriter(Sha256::new());
+            let _ = serde_json::to_writer(&mut hasher, lookup);
+            VerificationRecord {
+                cursor: 0,
                 at,
                 institution: institution.clone(),
                 client: client.to_owned(),
@@ -230,18 +246,59 @@ impl UsageStore {
                 as_of,
                 outcome: outcome.to_owned(),
                 qualifications: u32::try_from(insurers.len()).unwrap_or(u32::MAX),
-                insurers,
-                digest: hex::encode(Sha256::digest(&answer)),
-            };
-            let value = serde_json::to_vec(&record).unwrap_or_default();
-            batch.put(record_key(&institution.to_string(), *next), value);
-            batch.put(NEXT, (*next + 1).to_be_bytes());
-        }
-        self.db.write(batch).map_err(self.storage())?;
-        if institution.is_some() {
-            *next += 1;
+                insurers: insurers.clone(),
+                digest: hex::encode(hasher.0.finalize()),
+            }
+        });
+        let month = month_of(at);
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for insurer in insurers {
+                *pending
+                    .meter
+                    .entry((month.clone(), insurer.to_string()))
+                    .or_insert(0) += 1;
+            }
+            if let Some(mut record) = record {
+                record.cursor = pending.next;
+                pending.next += 1;
+                let key = record_key(&record.institution.to_string(), record.cursor);
+                let value = serde_json::to_vec(&record).unwrap_or_default();
+                pending.records.push((key, value));
+            }
+            pending.records.len() + pending.meter.len() >= FLUSH_AT
+        };
+        if full {
+            self.flush()?;
         }
         Ok(())
+    }
+
+    /// Writes the buffered answers in one batch.
+    pub fn flush(&self) -> Result<(), UsageError> {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let (records, meter, next) = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.records.is_empty() && pending.meter.is_empty() {
+                return Ok(());
+            }
+            (
+                std::mem::take(&mut pending.records),
+                std::mem::take(&mut pending.meter),
+                pending.next,
+            )
+        };
+        let mut batch = WriteBatch::default();
+        for ((month, insurer), add) in meter {
+            let k = meter_key(&month, &insurer);
+            let n = self.counter(&k)? + add;
+            batch.put(&k, n.to_be_bytes());
+        }
+        for (k, v) in records {
+            batch.put(k, v);
+        }
+        batch.put(NEXT, next.to_be_bytes());
+        self.db.write(batch).map_err(self.storage())
     }
 
     fn counter(&self, key: &[u8]) -> Result<u64, UsageError> {
@@ -263,6 +320,7 @@ impl UsageStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<VerificationRecord>, UsageError> {
+        self.flush()?;
         let start = record_key(&institution.to_string(), after.saturating_add(1));
         let prefix = &start[..start.len() - 8];
         let mut out = Vec::new();
@@ -284,6 +342,7 @@ impl UsageStore {
 
     /// Answers served in `month` (`YYYY-MM`), per insurer.
     pub fn answers_in(&self, month: &str) -> Result<Vec<(InsurerNumber, u64)>, UsageError> {
+        self.flush()?;
         let prefix = meter_key(month, "");
         let mut out = Vec::new();
         for item in self
@@ -310,6 +369,7 @@ impl UsageStore {
 
     /// Deletes verification records made before `before`; how many.
     pub fn purge_before(&self, before: RecordTime) -> Result<u64, UsageError> {
+        self.flush()?;
         let mut batch = WriteBatch::default();
         let mut purged = 0;
         for item in self
@@ -332,6 +392,28 @@ impl UsageStore {
         }
         self.db.write(batch).map_err(self.storage())?;
         Ok(purged)
+    }
+}
+
+impl Drop for UsageStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "writing the last answers of the usage store failed");
+        }
+    }
+}
+
+/// Feeds what serde writes into a hash, so the digest of an answer costs no
+/// buffer.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

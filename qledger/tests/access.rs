@@ -6,18 +6,11 @@
 
 mod support;
 
+use support::auth::issue;
+
 use ledger::event::{examples, json};
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
-
-/// Issues a token through the CLI (`--quiet` prints only the token).
-fn issue(data: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "issue", "--data", data, "--quiet"];
-    all.extend_from_slice(args);
-    let out = qledger(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_owned()
-}
 
 /// The clients: name and token.
 struct Clients(Vec<(&'static str, String)>);

@@ -6,19 +6,13 @@
 
 mod support;
 
+use support::auth::issue;
+
 use std::process::{Command, Stdio};
 
 use ledger::event::{examples, json};
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
-
-fn issue(data: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "issue", "--data", data, "--quiet"];
-    all.extend_from_slice(args);
-    let out = qledger(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_owned()
-}
 
 fn lines(stdout: &[u8]) -> Vec<Value> {
     text(stdout)

@@ -5,19 +5,13 @@
 
 mod support;
 
+use support::auth::issue;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
-
-fn issue(data: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "issue", "--data", data, "--quiet"];
-    all.extend_from_slice(args);
-    let out = qledger(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_owned()
-}
 
 #[test]
 fn config_show_applies_file_then_environment_then_flags_and_masks_secrets() {
@@ -146,37 +140,13 @@ fn metrics_whoami_and_limits_over_a_running_server() {
 
 /// POST of a raw body: status and the body as text.
 fn raw_post(server: &Server, token: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Authorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, response)
+    support::auth::exchange(server, token, "POST", path, Some(body))
 }
 
 fn get_text(server: &Server, token: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
+    let (status, body) = support::auth::exchange(server, token, "GET", path, None);
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// A data directory holding `persons` sample persons, projected.

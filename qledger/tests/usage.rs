@@ -6,46 +6,17 @@
 
 mod support;
 
+use support::auth::issue;
+
 use std::process::{Command, Stdio};
 
 use ledger::event::{examples, json};
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
 
-fn issue(data: &str, args: &[&str]) -> String {
-    let mut all = vec!["tokens", "issue", "--data", data, "--quiet"];
-    all.extend_from_slice(args);
-    let out = qledger(&all);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_owned()
-}
-
-/// A raw GET: status and body text.
+/// A GET: status and body text.
 fn get(server: &Server, token: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").unwrap().1.to_owned();
-    // Bodies here are one chunk when chunked.
-    let body = if response
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let (_, rest) = body.split_once("\r\n").unwrap();
-        rest.rsplit_once("\r\n0\r\n")
-            .map(|(b, _)| b.to_owned())
-            .unwrap_or_default()
-    } else {
-        body
-    };
-    (status, body)
+    support::auth::exchange(server, token, "GET", path, None)
 }
 
 #[test]

@@ -94,8 +94,17 @@ impl Day {
 }
 
 impl fmt::Display for Day {
+    /// `YYYY-MM-DD`, written directly: answers format many dates, and
+    /// chrono's `format` parses its pattern every time.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.naive().format("%Y-%m-%d"))
+        use chrono::Datelike;
+        let d = self.naive();
+        let year = d.year();
+        if (0..=9999).contains(&year) {
+            write!(f, "{year:04}-{:02}-{:02}", d.month(), d.day())
+        } else {
+            write!(f, "{}", d.format("%Y-%m-%d"))
+        }
     }
 }
 

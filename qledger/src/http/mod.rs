@@ -213,6 +213,7 @@ pub async fn serve_with(
     let reloader = access
         .tokens()
         .map(|tokens| tokio::spawn(reload_tokens(Arc::clone(tokens))));
+    let usage = Some(tokio::spawn(flush_usage(Arc::clone(&ledger))));
     let app = router_with(Arc::clone(&ledger), access, &settings, Arc::default())
         .into_make_service_with_connect_info::<Peer>();
     let served = match endpoint {
@@ -220,7 +221,7 @@ pub async fn serve_with(
         Endpoint::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
     };
     tracing::info!("HTTP API stopped; shutting the ledger down");
-    for task in [sweeper, reloader].into_iter().flatten() {
+    for task in [sweeper, reloader, usage].into_iter().flatten() {
         task.abort();
         let _ = task.await;
     }
@@ -252,6 +253,23 @@ impl From<TcpListener> for Endpoint {
 impl From<TlsListener> for Endpoint {
     fn from(l: TlsListener) -> Endpoint {
         Endpoint::Tls(l)
+    }
+}
+
+/// Writes the buffered answers of the usage store every
+/// [`FLUSH_EVERY`](crate::usage::FLUSH_EVERY), off the requests' path.
+async fn flush_usage(ledger: Arc<Ledger>) {
+    let mut tick = tokio::time::interval(crate::usage::FLUSH_EVERY);
+    loop {
+        tick.tick().await;
+        let flushing = Arc::clone(&ledger);
+        match tokio::task::spawn_blocking(move || flushing.usage().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "writing answers to the usage store failed; retrying")
+            }
+            Err(e) => tracing::warn!(error = %e, "the usage writer stopped"),
+        }
     }
 }
 

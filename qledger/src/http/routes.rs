@@ -348,17 +348,28 @@ async fn eligibility_by_number(
     let fhir = fhir_key(&headers, &key);
     let asker = caller.as_institution();
     answer(
-        blocking(&ledger, move |l| {
+        lookup_inline(&ledger, |l| {
             let lookup = match born {
                 Some(born) => l.eligibility_of_holder(&key, born, on, as_of)?,
                 None => l.eligibility(&key, on, as_of)?,
             };
             recorded(l, asker, &key, on, as_of, lookup)
-        })
-        .await?,
+        })?,
         "insured number",
         fhir.as_ref(),
     )
+}
+
+/// An eligibility lookup, run on the async worker itself: a handful of
+/// RocksDB point reads and a short scan of one person's rows, from the block
+/// cache as a rule — cheaper than the two thread hops of the blocking pool,
+/// which cost more than the lookup (see the HTTP benchmark). Anything that
+/// writes, waits or scans widely goes through [`blocking`].
+fn lookup_inline<T>(
+    ledger: &Arc<Ledger>,
+    f: impl FnOnce(&Ledger) -> Result<T, ServiceError>,
+) -> Result<T, ApiError> {
+    Ok(f(ledger)?)
 }
 
 /// Records the answer (metering; a verification record when an institution
@@ -400,11 +411,10 @@ async fn eligibility_by_card(
     let key = LookupKey::Card(serial);
     let fhir = fhir_key(&headers, &key);
     let asker = caller.as_institution();
-    let lookup = blocking(&ledger, move |l| {
+    let lookup = lookup_inline(&ledger, |l| {
         let lookup = l.eligibility_of_holder(&key, born, on, as_of)?;
         recorded(l, asker, &key, on, as_of, lookup)
-    })
-    .await?;
+    })?;
     if matches!(lookup, Lookup::NotFound) {
         misses.miss(&client);
         tokio::time::sleep_until(started + misses.floor()).await;

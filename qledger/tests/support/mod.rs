@@ -3,6 +3,7 @@
 //! JSON form of Avro data that other implementations take.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod cards;
 pub mod pki;
 
