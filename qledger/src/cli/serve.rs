@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use super::{card_authority, emit, kafka, open_ledger, serve_ledger, settings_file, KafkaArgs};
-use crate::config::{mask, Effective, ServerSettings, SettingsFile};
+#[cfg(feature = "kafka")]
+use crate::config::mask;
+use crate::config::{Effective, ServerSettings, SettingsFile};
 use crate::http::{self, Access};
 
 #[derive(Debug, Args)]
