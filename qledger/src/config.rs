@@ -57,6 +57,9 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// The largest request body.
     pub body_limit_bytes: usize,
+    /// Verification records older than this many days are deleted (the
+    /// sweep runs hourly); 0 keeps them for ever.
+    pub verification_retention_days: u32,
 }
 
 impl Default for ServerSettings {
@@ -74,6 +77,7 @@ impl Default for ServerSettings {
             ready_max_lag: 1_000,
             request_timeout_secs: 60,
             body_limit_bytes: crate::http::BODY_LIMIT,
+            verification_retention_days: 1_095,
         }
     }
 }

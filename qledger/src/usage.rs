@@ -372,23 +372,37 @@ impl UsageStore {
         self.flush()?;
         let mut batch = WriteBatch::default();
         let mut purged = 0;
-        for item in self
-            .db
-            .iterator(IteratorMode::From(&[RECORD], Direction::Forward))
-        {
-            let (k, v) = item.map_err(self.storage())?;
-            if k.first() != Some(&RECORD) {
-                break;
+        // Each institution's records are in cursor order, which is time
+        // order: delete its old ones, then skip to the next institution.
+        let mut from: Vec<u8> = vec![RECORD];
+        'institutions: loop {
+            for item in self
+                .db
+                .iterator(IteratorMode::From(&from, Direction::Forward))
+            {
+                let (k, v) = item.map_err(self.storage())?;
+                if k.first() != Some(&RECORD) {
+                    break 'institutions;
+                }
+                let record: VerificationRecord =
+                    serde_json::from_slice(&v).map_err(|_| UsageError::Corrupt {
+                        path: self.path.clone(),
+                        what: "verification record",
+                    })?;
+                if record.at < before {
+                    batch.delete(&k);
+                    purged += 1;
+                    continue;
+                }
+                // The first key past this institution's: its NUL made 0x01.
+                let end = k.len() - 8;
+                from = k[..end].to_vec();
+                if let Some(last) = from.last_mut() {
+                    *last = 1;
+                }
+                continue 'institutions;
             }
-            let record: VerificationRecord =
-                serde_json::from_slice(&v).map_err(|_| UsageError::Corrupt {
-                    path: self.path.clone(),
-                    what: "verification record",
-                })?;
-            if record.at < before {
-                batch.delete(&k);
-                purged += 1;
-            }
+            break;
         }
         self.db.write(batch).map_err(self.storage())?;
         Ok(purged)
@@ -556,6 +570,7 @@ mod tests {
                     .answered(Some((&a, "clinic")), &number(), on, None, &Lookup::NotFound)
                     .unwrap();
             }
+            std::thread::sleep(std::time::Duration::from_millis(2));
             store
                 .answered(Some((&b, "other")), &number(), on, None, &Lookup::NotFound)
                 .unwrap();
@@ -575,7 +590,16 @@ mod tests {
         let after_reopen = store.records(&a, rest[0].cursor, 10).unwrap();
         assert_eq!(after_reopen.len(), 1, "cursors go on after a reopen");
         assert_eq!(store.records(&b, 0, 10).unwrap().len(), 1);
-        assert_eq!(store.purge_before(RecordTime::MAX).unwrap(), 5);
+        assert_eq!(store.purge_before(RecordTime::from_micros(0)).unwrap(), 0);
+        let cut = store.records(&a, 0, 10).unwrap()[2].at.next();
+        assert_eq!(store.purge_before(cut).unwrap(), 3, "a's three oldest");
+        assert_eq!(store.records(&a, 0, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.records(&b, 0, 10).unwrap().len(),
+            1,
+            "b's is newer than the cut"
+        );
+        assert_eq!(store.purge_before(RecordTime::MAX).unwrap(), 2);
         assert!(store.records(&a, 0, 10).unwrap().is_empty());
     }
 }

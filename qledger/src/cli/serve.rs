@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// The largest request body, in bytes [default: 16 MiB].
     #[arg(long, value_name = "BYTES", env = "QLEDGER_BODY_LIMIT")]
     pub body_limit: Option<usize>,
+    /// Days verification records are kept; 0 keeps them [default: 1095].
+    #[arg(long, value_name = "DAYS", env = "QLEDGER_VERIFICATION_RETENTION_DAYS")]
+    pub verification_retention_days: Option<u32>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
@@ -145,6 +148,9 @@ impl ServeArgs {
         if let Some(v) = self.body_limit {
             s.body_limit_bytes = v;
         }
+        if let Some(v) = self.verification_retention_days {
+            s.verification_retention_days = v;
+        }
         if s.tls.is_some() && s.plain_http {
             bail!("both TLS ([server.tls] or --tls-cert) and plain HTTP are configured; pick one");
         }
@@ -192,6 +198,8 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         body_limit: server.body_limit_bytes,
         request_timeout: Duration::from_secs(server.request_timeout_secs.max(1)),
         ready_max_lag: server.ready_max_lag,
+        verification_retention: (server.verification_retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(server.verification_retention_days) * 86_400)),
     };
     serve_ledger(
         ledger,

@@ -57,6 +57,9 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// `/readyz` is 200 once no partition projected here lags by more.
     pub ready_max_lag: u64,
+    /// Verification records older than this are deleted hourly (`None`:
+    /// kept).
+    pub verification_retention: Option<Duration>,
 }
 
 impl Default for HttpSettings {
@@ -65,6 +68,7 @@ impl Default for HttpSettings {
             body_limit: BODY_LIMIT,
             request_timeout: Duration::from_secs(60),
             ready_max_lag: 1_000,
+            verification_retention: None,
         }
     }
 }
@@ -214,6 +218,9 @@ pub async fn serve_with(
         .tokens()
         .map(|tokens| tokio::spawn(reload_tokens(Arc::clone(tokens))));
     let usage = Some(tokio::spawn(flush_usage(Arc::clone(&ledger))));
+    let retention = settings
+        .verification_retention
+        .map(|keep| tokio::spawn(purge_verifications(Arc::clone(&ledger), keep)));
     let app = router_with(Arc::clone(&ledger), access, &settings, Arc::default())
         .into_make_service_with_connect_info::<Peer>();
     let served = match endpoint {
@@ -221,7 +228,7 @@ pub async fn serve_with(
         Endpoint::Tls(l) => axum::serve(l, app).with_graceful_shutdown(shutdown).await,
     };
     tracing::info!("HTTP API stopped; shutting the ledger down");
-    for task in [sweeper, reloader, usage].into_iter().flatten() {
+    for task in [sweeper, reloader, usage, retention].into_iter().flatten() {
         task.abort();
         let _ = task.await;
     }
@@ -269,6 +276,29 @@ async fn flush_usage(ledger: Arc<Ledger>) {
                 tracing::warn!(error = %e, "writing answers to the usage store failed; retrying")
             }
             Err(e) => tracing::warn!(error = %e, "the usage writer stopped"),
+        }
+    }
+}
+
+/// Deletes verification records older than `keep`, at start and hourly.
+async fn purge_verifications(ledger: Arc<Ledger>, keep: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3_600));
+    loop {
+        tick.tick().await;
+        let purging = Arc::clone(&ledger);
+        let before = ledger::domain::RecordTime::from_micros(
+            ledger::domain::RecordTime::now()
+                .micros()
+                .saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX)),
+        );
+        match tokio::task::spawn_blocking(move || purging.usage().purge_before(before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                records = n,
+                "verification records past their retention deleted"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, "deleting old verification records failed"),
+            Err(e) => tracing::warn!(error = %e, "the retention sweep stopped"),
         }
     }
 }
