@@ -454,3 +454,52 @@ mod crashes {
         server.stop();
     }
 }
+
+#[test]
+fn a_rebuild_of_the_views_does_not_make_the_notifier_repeat_itself() {
+    let fx = Fixture::new();
+    let server = fx.serve(&[]);
+    let ids: Vec<String> = (1..=5)
+        .map(|n| link_with_notice(&server, &fx.setup, 20 + n, ADDRESS))
+        .collect();
+    for id in &ids {
+        wait_for(&server, id, "published", |b| {
+            b["notice"]["state"] == "published"
+        });
+    }
+    server.stop();
+
+    // The views are derived: dropped, they are rebuilt at start, under a
+    // running notifier. A notifier working the outbox of views still catching
+    // up would publish again (dead-lettered as already published); it waits
+    // for the views instead. (This small log rebuilds fast, so the test
+    // checks the outcome, not that the race was hit.)
+    std::fs::remove_dir_all(fx.data().join("views")).unwrap();
+    let server = fx.serve(&[]);
+    let deadline = Instant::now() + SETTLED_WITHIN;
+    for id in &ids {
+        // 404 until the rebuild reaches the request.
+        loop {
+            let (status, body) = server.http("GET", &format!("/v1/card-links/requests/{id}"), None);
+            if status == 200 && body["notice"]["state"] == "published" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never rebuilt: {status} {body:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Several notifier rounds (poll_ms = 100).
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (status, letters) = server.http("GET", "/v1/dead-letters", None);
+    assert_eq!(status, 200);
+    assert_eq!(letters["dead_letters"], json!([]), "{letters:#}");
+    for id in &ids {
+        let body = request_status(&server, id);
+        let trail = body["notice"]["trail"].as_array().unwrap().len();
+        assert_eq!(trail, 2, "linked, then published once: {body:#}");
+    }
+    server.stop();
+}
