@@ -403,19 +403,7 @@ fn a_batch_with_another_insurers_event_loses_only_that_event() {
     // Another insurer's change of that record passes intake under its own
     // source and is dead-lettered by the projector: only the publisher that
     // acquired a qualification may change it.
-    let other = issue(
-        data,
-        &[
-            "--name",
-            "ins-a",
-            "--role",
-            "insurer",
-            "--publisher",
-            "insurer-01130012",
-            "--insurer",
-            "01130012",
-        ],
-    );
+    let other = support::auth::insurer_a(data);
     let auditor = issue(data, &["--name", "aud", "--role", "auditor"]);
     // The server reloads the token file within a second.
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -510,18 +498,6 @@ fn no_auth_is_refused_off_loopback() {
     );
 }
 
-/// The example card link, published by the insurer itself.
-fn card_linked() -> Value {
-    let event = examples::all()
-        .into_iter()
-        .find(|e| e.event_type().name() == "CardLinked")
-        .unwrap();
-    let mut v = json::to_value(&event);
-    v["envelope"]["source"] = json!("insurer-01130012");
-    v.as_object_mut().unwrap().remove("request_id");
-    v
-}
-
 fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -532,36 +508,14 @@ fn a_card_lookup_needs_the_birth_date_and_a_wrong_one_looks_unknown() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
-    let insurer = issue(
-        data,
-        &[
-            "--name",
-            "ins-a",
-            "--role",
-            "insurer",
-            "--publisher",
-            "insurer-01130012",
-            "--insurer",
-            "01130012",
-        ],
-    );
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let insurer = support::auth::insurer_a(data);
+    let clinic = support::auth::clinic(data);
     let server = Server::start_secured(&["--data", data, "--miss-limit", "1000"], &[]);
     let (status, body) = server.http_as(
         Some(&insurer),
         "POST",
         "/v1/events?wait=projected",
-        Some(&json!([acquisition(), card_linked()])),
+        Some(&support::auth::example_person()),
     );
     assert_eq!((status, &body["accepted"]), (200, &json!(2)), "{body:#}");
 
@@ -615,17 +569,7 @@ fn repeated_misses_from_one_client_are_rate_limited() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let clinic = support::auth::clinic(data);
     let other = issue(
         data,
         &[

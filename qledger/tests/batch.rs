@@ -10,7 +10,6 @@ use support::auth::issue;
 
 use std::process::{Command, Stdio};
 
-use ledger::event::{examples, json};
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
 
@@ -42,19 +41,7 @@ fn thousands_of_pairs_answered_in_order_with_errors_per_line() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
-    let insurer = issue(
-        data,
-        &[
-            "--name",
-            "ins-a",
-            "--role",
-            "insurer",
-            "--publisher",
-            "insurer-01130012",
-            "--insurer",
-            "01130012",
-        ],
-    );
+    let insurer = support::auth::insurer_a(data);
     let other = issue(
         data,
         &[
@@ -68,27 +55,9 @@ fn thousands_of_pairs_answered_in_order_with_errors_per_line() {
             "06130017",
         ],
     );
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let clinic = support::auth::clinic(data);
     let server = Server::start_secured(&["--data", data, "--miss-limit", "1000"], &[]);
-    let all = examples::all();
-    let mut linked = json::to_value(
-        all.iter()
-            .find(|e| e.event_type().name() == "CardLinked")
-            .unwrap(),
-    );
-    linked["envelope"]["source"] = json!("insurer-01130012");
-    linked.as_object_mut().unwrap().remove("request_id");
-    let batch = json!([json::to_value(&all[0]), linked]);
+    let batch = support::auth::example_person();
     let (status, body) = server.http_as(
         Some(&insurer),
         "POST",
@@ -202,17 +171,7 @@ fn card_misses_in_a_batch_count_against_the_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let clinic = support::auth::clinic(data);
     let server = Server::start_secured(&["--data", data, "--miss-limit", "3"], &[]);
     let path = tmp.path().join("probe.jsonl");
     let probe = r#"{"card": "FFFF0001", "birth_date": "1980-05-12"}"#;

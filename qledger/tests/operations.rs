@@ -72,17 +72,7 @@ fn metrics_whoami_and_limits_over_a_running_server() {
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
     let monitor = issue(data, &["--name", "prometheus", "--role", "monitor"]);
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let clinic = support::auth::clinic(data);
     let server = Server::start_secured(&["--data", data, "--body-limit", "4096"], &[]);
 
     let (status, who) = server.http_as(Some(&clinic), "GET", "/v1/whoami", None);

@@ -10,7 +10,6 @@ use support::auth::issue;
 
 use std::process::{Command, Stdio};
 
-use ledger::event::{examples, json};
 use serde_json::{json, Value};
 use support::{qledger, text, Server};
 
@@ -24,30 +23,8 @@ fn institutions_read_their_answers_and_insurers_their_metering() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let data = data.to_str().unwrap();
-    let insurer = issue(
-        data,
-        &[
-            "--name",
-            "ins-a",
-            "--role",
-            "insurer",
-            "--publisher",
-            "insurer-01130012",
-            "--insurer",
-            "01130012",
-        ],
-    );
-    let clinic = issue(
-        data,
-        &[
-            "--name",
-            "clinic",
-            "--role",
-            "institution",
-            "--institution",
-            "1311234567",
-        ],
-    );
+    let insurer = support::auth::insurer_a(data);
+    let clinic = support::auth::clinic(data);
     let other = issue(
         data,
         &[
@@ -63,15 +40,7 @@ fn institutions_read_their_answers_and_insurers_their_metering() {
     let admin = issue(data, &["--name", "ops", "--role", "admin"]);
     let server = Server::start_secured(&["--data", data], &[]);
 
-    let all = examples::all();
-    let mut linked = json::to_value(
-        all.iter()
-            .find(|e| e.event_type().name() == "CardLinked")
-            .unwrap(),
-    );
-    linked["envelope"]["source"] = json!("insurer-01130012");
-    linked.as_object_mut().unwrap().remove("request_id");
-    let batch = json!([json::to_value(&all[0]), linked]);
+    let batch = support::auth::example_person();
     let (status, body) = server.http_as(
         Some(&insurer),
         "POST",

@@ -3,6 +3,9 @@
 //! body is text (JSON lines, CSV, SVG) rather than one JSON value.
 #![allow(dead_code)]
 
+use ledger::event::{examples, json};
+use serde_json::{json, Value};
+
 use super::{qledger, text, Server};
 
 /// Issues a token through the CLI (`--quiet` prints only the token).
@@ -85,4 +88,18 @@ pub fn exchange(
         body.to_owned()
     };
     (status, body)
+}
+
+/// The example person as insurer 01130012 publishes it: the acquisition
+/// (あいう 1234 01, born 1980-05-12) and the link of card 0A1B2C3D4E5F.
+pub fn example_person() -> Value {
+    let all = examples::all();
+    let mut linked = json::to_value(
+        all.iter()
+            .find(|e| e.event_type().name() == "CardLinked")
+            .unwrap(),
+    );
+    linked["envelope"]["source"] = json!("insurer-01130012");
+    linked.as_object_mut().unwrap().remove("request_id");
+    json!([json::to_value(&all[0]), linked])
 }
