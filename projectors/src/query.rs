@@ -259,6 +259,48 @@ impl Views {
         }))
     }
 
+    /// The qualification an insured number names, for a holder born on
+    /// `birth_date`, as known at `as_of`: its version in force on `on`, else
+    /// the last before `on`, else the first after. The online check reports
+    /// it when the number is not valid on the date (its dates and 資格喪失事由),
+    /// which [`Views::eligibility_of_holder`] does not carry.
+    pub fn qualification_named(
+        &self,
+        number: &IndividualInsuredNumber,
+        birth_date: Day,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Option<QualificationSnapshot>, ProjectorError> {
+        // Rank: 0 in force on the day, 1 before it (latest first), 2 after
+        // it (earliest first).
+        let mut best: Option<((u8, i32), QualificationSnapshot)> = None;
+        for link in self.candidates(&keys::insured_index_prefix(&number.index_key()))? {
+            for (_, _, row) in self.rows_of(&link)? {
+                let Snapshot::Qualification(q) = &row.snapshot else {
+                    continue;
+                };
+                if !row.known_at(as_of)
+                    || q.birth_date != birth_date
+                    || q.insured_number().as_ref() != Some(number)
+                {
+                    continue;
+                }
+                let from = row.valid_from.days_since_epoch();
+                let rank = if row.valid_on(on) {
+                    (0, 0)
+                } else if row.valid_from <= on {
+                    (1, -from)
+                } else {
+                    (2, from)
+                };
+                if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+                    best = Some((rank, q.clone()));
+                }
+            }
+        }
+        Ok(best.map(|(_, q)| q))
+    }
+
     /// Per insurer: the persons with a qualification of that insurer valid
     /// on some day from `first` to `last` (inclusive), as known now — what
     /// the costs shared by number of insured are counted on (source p25).

@@ -60,6 +60,10 @@ pub struct ServerSettings {
     /// Verification records older than this many days are deleted (the
     /// sweep runs hourly); 0 keeps them for ever.
     pub verification_retention_days: u32,
+    /// The online check's folder exchange (requests in DIR/req, results in
+    /// DIR/res); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onlinecheck_dir: Option<PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -78,6 +82,7 @@ impl Default for ServerSettings {
             request_timeout_secs: 60,
             body_limit_bytes: crate::http::BODY_LIMIT,
             verification_retention_days: 1_095,
+            onlinecheck_dir: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod import;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod notices;
+pub mod onlinecheck;
 pub mod receipt;
 pub mod service;
 pub mod usage;

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use ledger::domain::{CardSerial, Day, LinkNumber, PublisherId, RecordTime, ServiceMonth};
+use ledger::domain::{
+    CardSerial, Day, IndividualInsuredNumber, LinkNumber, PublisherId, RecordTime, ServiceMonth,
+};
 use ledger::error::FieldError;
 use ledger::event::{avro, json, Event, LinkRejectionReason, UnlinkReason};
 use ledger::log::embedded::EmbeddedLog;
 use ledger::log::{AppendRequest, Appended, EventLog, LogError, Position, RecordTimePolicy};
-use projectors::model::DeadLetter;
+use projectors::model::{DeadLetter, QualificationSnapshot};
 use projectors::{Assignment, History, Lookup, LookupKey, Projector, ProjectorError, Views};
 use serde::Serialize;
 
@@ -644,6 +646,21 @@ impl Ledger {
         Ok(self
             .views
             .eligibility_of_holder(key, birth_date, on, as_of)?)
+    }
+
+    /// The qualification an insured number names for a holder born on
+    /// `birth_date`, valid on `on` or not (the online check's result reports
+    /// a lost one with its dates and reason).
+    pub fn qualification_named(
+        &self,
+        number: &IndividualInsuredNumber,
+        birth_date: Day,
+        on: Day,
+        as_of: Option<RecordTime>,
+    ) -> Result<Option<QualificationSnapshot>, ServiceError> {
+        Ok(self
+            .views
+            .qualification_named(number, birth_date, on, as_of)?)
     }
 
     pub fn history(&self, link: &LinkNumber) -> Result<Option<History>, ServiceError> {

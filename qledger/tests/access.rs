@@ -252,6 +252,15 @@ fn every_role_meets_every_route_as_the_policy_says() {
             &["ins-a", "ins-b", "agg", "clinic", "sif", "nhif", "auditor"],
             &[],
         ),
+        // The online check's XML: the by-number lookup's roles (the body,
+        // not XML here, is refused after authorisation).
+        row(
+            "POST",
+            "/v1/onlinecheck",
+            Some(json!({})),
+            &["ins-a", "ins-b", "agg", "clinic", "sif", "nhif", "auditor"],
+            &[],
+        ),
         row(
             "GET",
             "/v1/metering",

@@ -179,6 +179,43 @@ impl NameKana {
     }
 }
 
+impl NameKana {
+    /// The name in half-width katakana (半角カナ) with half-width spaces, as
+    /// the online check's `NameKana` carries it: voiced kana become the kana
+    /// and ﾞ or ﾟ; ヮ ヵ ヶ, which have no half-width form, their large kana.
+    pub fn to_half_width(&self) -> String {
+        const VOICED: &str = "ガギグゲゴザジズゼゾダヂヅデドバビブベボ";
+        const SEMI_VOICED: &str = "パピプペポ";
+        let half = |c: char| {
+            HALF_WIDTH_KATAKANA
+                .chars()
+                .position(|f| f == c)
+                .and_then(|i| char::from_u32(0xFF65 + i as u32))
+        };
+        let mut out = String::with_capacity(self.0.len());
+        for c in self.0.chars() {
+            let base = |offset: u32| char::from_u32(c as u32 - offset).and_then(half);
+            match c {
+                '\u{3000}' | ' ' => out.push(' '),
+                'ヴ' => out.push_str("ｳﾞ"),
+                'ヮ' => out.push('ﾜ'),
+                'ヵ' => out.push('ｶ'),
+                'ヶ' => out.push('ｹ'),
+                c if VOICED.contains(c) => {
+                    out.extend(base(1));
+                    out.push('ﾞ');
+                }
+                c if SEMI_VOICED.contains(c) => {
+                    out.extend(base(2));
+                    out.push('ﾟ');
+                }
+                c => out.push(half(c).unwrap_or(c)),
+            }
+        }
+        out
+    }
+}
+
 /// What [`fold_kana`] does with hiragana.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Script {
@@ -386,5 +423,12 @@ mod tests {
             let r = CopayRate::from_percent(p).unwrap();
             prop_assert_eq!(r.to_string().parse::<CopayRate>().unwrap(), r);
         }
+    }
+    #[test]
+    fn kana_names_in_half_width() {
+        let name = NameKana::parse("ホケン　ガッパ ヴィ").unwrap();
+        assert_eq!(name.to_half_width(), "ﾎｹﾝ ｶﾞｯﾊﾟ ｳﾞｨ");
+        // And back: parsing the half-width form gives the name again.
+        assert_eq!(NameKana::parse(&name.to_half_width()).unwrap(), name);
     }
 }

@@ -17,6 +17,7 @@ mod ids;
 mod import;
 mod intake;
 mod kafka;
+mod onlinecheck;
 mod query;
 pub(crate) mod remote;
 mod serve;
@@ -108,6 +109,12 @@ pub enum Command {
     Tokens(tokens::TokensArgs),
     /// Batch check (一括照会): a JSON-lines or CSV file of pairs, one answer per line.
     CheckBatch(batch::CheckBatchArgs),
+    /// The online check's XML request (XmlMsg) answered with its result message.
+    #[command(name = "onlinecheck")]
+    OnlineCheck(onlinecheck::OnlineCheckArgs),
+    /// The online check's folder exchange: requests in DIR/req answered into DIR/res.
+    #[command(name = "onlinecheck-folder")]
+    OnlineCheckFolder(onlinecheck::OnlineCheckFolderArgs),
     /// An institution's verification records (the answers it was given).
     Verifications(usage::VerificationsArgs),
     /// Per insurer and month: insured persons and answers served (JSON, CSV, SVG chart).
@@ -327,6 +334,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(a) => serve::config(a),
         Command::Verifications(a) => usage::verifications(a),
         Command::CheckBatch(a) => batch::run(a),
+        Command::OnlineCheck(a) => onlinecheck::run(a),
+        Command::OnlineCheckFolder(a) => onlinecheck::run_folder(a),
         Command::Metering(a) => usage::metering(a),
     }
 }

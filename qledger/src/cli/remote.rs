@@ -199,17 +199,55 @@ impl Remote {
     }
 
     fn send(&self, method: Method, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Answer> {
+        let (status, bytes) = self.exchange(
+            method,
+            path_and_query,
+            "application/json",
+            "application/json, application/problem+json",
+            body.unwrap_or_default(),
+        )?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok(Answer { status, body })
+    }
+
+    /// POSTs `body` as `content_type` and returns the status and the raw
+    /// answer (the online check's XML, in its own encoding).
+    pub fn post_bytes(
+        &self,
+        path_and_query: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>)> {
+        let (status, bytes) = self.exchange(
+            Method::POST,
+            path_and_query,
+            content_type,
+            content_type,
+            body,
+        )?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    fn exchange(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        content_type: &str,
+        accept: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes)> {
         let uri = format!("{}{path_and_query}", self.base);
         let mut request = Request::builder()
             .method(method.clone())
             .uri(&uri)
-            .header(header::ACCEPT, "application/json, application/problem+json")
-            .header(header::CONTENT_TYPE, "application/json");
+            .header(header::ACCEPT, accept)
+            .header(header::CONTENT_TYPE, content_type);
         if let Some(auth) = &self.authorization {
             request = request.header(header::AUTHORIZATION, auth.clone());
         }
         let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(Bytes::from(body)))
             .with_context(|| format!("cannot build a request for {}", self.base))?;
         // The query string may hold insured numbers: errors name the route only.
         let route = path_and_query.split('?').next().unwrap_or_default();
@@ -224,14 +262,11 @@ impl Remote {
         self.runtime.block_on(async {
             // One deadline for headers and body: a peer stalling mid-body
             // must not hold the caller for ever.
-            let (status, bytes) = tokio::time::timeout(timeout, exchange)
+            tokio::time::timeout(timeout, exchange)
                 .await
                 .map_err(|_| anyhow!("timed out after {timeout:?}"))
                 .and_then(|r| r)
-                .with_context(what)?;
-            let body = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-            Ok(Answer { status, body })
+                .with_context(what)
         })
     }
 }

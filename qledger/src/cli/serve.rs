@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Days verification records are kept; 0 keeps them [default: 1095].
     #[arg(long, value_name = "DAYS", env = "QLEDGER_VERIFICATION_RETENTION_DAYS")]
     pub verification_retention_days: Option<u32>,
+    /// Answer the online check's request files dropped into DIR/req, into
+    /// DIR/res (the folder exchange of hospital systems).
+    #[arg(long, value_name = "DIR", env = "QLEDGER_ONLINECHECK_DIR")]
+    pub onlinecheck_dir: Option<PathBuf>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
@@ -151,6 +155,9 @@ impl ServeArgs {
         if let Some(v) = self.verification_retention_days {
             s.verification_retention_days = v;
         }
+        if let Some(dir) = &self.onlinecheck_dir {
+            s.onlinecheck_dir = Some(dir.clone());
+        }
         if s.tls.is_some() && s.plain_http {
             bail!("both TLS ([server.tls] or --tls-cert) and plain HTTP are configured; pick one");
         }
@@ -200,6 +207,7 @@ pub(super) fn run(args: ServeArgs) -> Result<ExitCode> {
         ready_max_lag: server.ready_max_lag,
         verification_retention: (server.verification_retention_days > 0)
             .then(|| Duration::from_secs(u64::from(server.verification_retention_days) * 86_400)),
+        onlinecheck_dir: server.onlinecheck_dir.clone(),
     };
     serve_ledger(
         ledger,

@@ -115,6 +115,8 @@ pub fn action_of(method: &Method, route: &str) -> Option<Action> {
         "/v1/events" => A::Publish,
         "/v1/eligibility" => A::EligibilityByNumber,
         "/v1/eligibility/card/{serial}" => A::EligibilityByCard,
+        // The online check's XML request: by insured number and birth date.
+        "/v1/onlinecheck" => A::EligibilityByNumber,
         // Each pair is authorised on its own (by number or by card).
         "/v1/eligibility/batch" => A::BatchCheck,
         "/v1/persons/{link}/history" => A::History,

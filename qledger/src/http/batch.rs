@@ -23,6 +23,8 @@ use super::access::ClientKey;
 use super::misses::MissLimiter;
 use crate::auth::{Action, Caller};
 use crate::batch::{self, Pair, MAX_LINE};
+use crate::onlinecheck::xml::MAX_MESSAGE_BYTES;
+use crate::onlinecheck::{self, Channel};
 use crate::service::Ledger;
 
 /// Lines answered per trip to the blocking pool.
@@ -41,10 +43,14 @@ pub(super) async fn check(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let csv = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/csv"));
+        .unwrap_or_default();
+    let csv = content_type.starts_with("text/csv");
+    if content_type.starts_with("application/xml") || content_type.starts_with("text/xml") {
+        return check_xml(ledger, caller, body);
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut input = if csv { Input::Csv(None) } else { Input::Jsonl };
@@ -116,6 +122,126 @@ pub(super) async fn check(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The XML batch: a body of online-check requests (`<XmlMsg>…</XmlMsg>`,
+/// one after another, optionally inside any wrapper element, the first XML
+/// declaration naming the encoding of all) answered as one UTF-8 document,
+/// `<QualificationConfirmationResults>` holding one result `XmlMsg` per
+/// request, in order, streamed.
+fn check_xml(ledger: Arc<Ledger>, caller: Caller, body: Body) -> Response {
+    const END: &[u8] = b"</XmlMsg>";
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut declaration: Option<Vec<u8>> = None;
+        let mut skipping = false;
+        let head = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n<QualificationConfirmationResults>\n";
+        if tx
+            .send(Ok(Bytes::from_static(head.as_bytes())))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            let done = match stream.next().await {
+                Some(Ok(bytes)) => {
+                    pending.extend_from_slice(&bytes);
+                    false
+                }
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+                None => true,
+            };
+            if declaration.is_none()
+                && (pending.len() >= 200 || done || find(&pending, END).is_some())
+            {
+                declaration = Some(xml_declaration(&pending));
+            }
+            let mut requests: Vec<Vec<u8>> = Vec::new();
+            while let Some(at) = find(&pending, END) {
+                let chunk: Vec<u8> = pending.drain(..at + END.len()).collect();
+                if std::mem::take(&mut skipping) {
+                    continue;
+                }
+                let start = find(&chunk, b"<XmlMsg").unwrap_or(0);
+                let mut request = declaration.clone().unwrap_or_default();
+                request.extend_from_slice(&chunk[start..]);
+                requests.push(request);
+            }
+            if pending.len() > MAX_MESSAGE_BYTES && !skipping {
+                // Over-long: answered as such, the rest skipped to its end.
+                requests.push(vec![b' '; MAX_MESSAGE_BYTES + 1]);
+                pending.clear();
+                skipping = true;
+            } else if skipping {
+                pending.clear();
+            }
+            if done && find(&pending, b"<XmlMsg").is_some() {
+                // An unterminated last request: answered malformed.
+                let mut request = declaration.clone().unwrap_or_default();
+                request.extend_from_slice(&std::mem::take(&mut pending));
+                requests.push(request);
+            }
+            if !requests.is_empty() {
+                let ledger = Arc::clone(&ledger);
+                let caller = caller.clone();
+                let out = tokio::task::spawn_blocking(move || {
+                    let mut out = String::new();
+                    for request in requests {
+                        let (_, element, _) =
+                            onlinecheck::answer_element(&*ledger, Channel::Http(&caller), &request);
+                        out.push_str(&onlinecheck::xml::write_fragment(&element, 1));
+                    }
+                    out
+                })
+                .await
+                .unwrap_or_default();
+                if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                    return;
+                }
+            }
+            if done {
+                let _ = tx
+                    .send(Ok(Bytes::from_static(
+                        b"</QualificationConfirmationResults>\n",
+                    )))
+                    .await;
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=UTF-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The XML declaration at the start of a body, if any (it names the
+/// encoding of every request of the batch).
+fn xml_declaration(body: &[u8]) -> Vec<u8> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let body = &body[start..];
+    match (body.starts_with(b"<?xml"), find(body, b"?>")) {
+        (true, Some(end)) => body[..end + 2].to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 struct Work {

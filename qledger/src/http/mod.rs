@@ -8,6 +8,7 @@
 //! | `GET /v1/eligibility/card/{serial}?on=&as_of=` | 200, 404 not found or card not linked |
 //! | `GET /v1/persons/{link}/history` | 200 history, 404 |
 //! | `GET /v1/dead-letters?after=P:O&limit=N` | 200 `{"dead_letters": [...], "next": "P:O" or null}` |
+//! | `POST /v1/onlinecheck` | the online check's XML result ([`crate::onlinecheck`]); 400 with the result's `ErrorCode` for a request it cannot read |
 //! | `GET /healthz` | 200 `{"status": "ok"}` |
 //!
 //! Errors are `application/problem+json` ([`problem`]). Requests are traced by
@@ -19,6 +20,7 @@ mod cards;
 mod claims;
 pub mod metrics;
 pub mod misses;
+mod onlinecheck;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -60,6 +62,9 @@ pub struct HttpSettings {
     /// Verification records older than this are deleted hourly (`None`:
     /// kept).
     pub verification_retention: Option<Duration>,
+    /// The online check's folder exchange: requests in `DIR/req`, results
+    /// in `DIR/res` ([`crate::onlinecheck::folder`]).
+    pub onlinecheck_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -69,6 +74,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(60),
             ready_max_lag: 1_000,
             verification_retention: None,
+            onlinecheck_dir: None,
         }
     }
 }
@@ -90,6 +96,7 @@ pub fn router_with(
         .merge(cards::routes())
         .merge(claims::routes())
         .merge(usage::routes())
+        .merge(onlinecheck::routes())
         .merge(registry::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -221,6 +228,10 @@ pub async fn serve_with(
     let retention = settings
         .verification_retention
         .map(|keep| tokio::spawn(purge_verifications(Arc::clone(&ledger), keep)));
+    let folder = match &settings.onlinecheck_dir {
+        Some(dir) => Some(start_folder_exchange(Arc::clone(&ledger), dir)?),
+        None => None,
+    };
     let app = router_with(Arc::clone(&ledger), access, &settings, Arc::default())
         .into_make_service_with_connect_info::<Peer>();
     let served = match endpoint {
@@ -232,8 +243,36 @@ pub async fn serve_with(
         task.abort();
         let _ = task.await;
     }
+    if let Some((stop, thread)) = folder {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     close(ledger).await;
     served
+}
+
+/// The folder exchange on its own thread, answering through the ledger in
+/// process; stopped (flag, then join) before the ledger closes.
+fn start_folder_exchange(
+    ledger: Arc<Ledger>,
+    dir: &std::path::Path,
+) -> std::io::Result<(
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+)> {
+    use crate::onlinecheck::{self, folder::Exchange, Channel};
+    let exchange = Exchange::open(dir)?;
+    tracing::info!(requests = %exchange.requests().display(), "online-check folder exchange started");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("onlinecheck-folder".into())
+        .spawn(move || {
+            exchange.run(stopping, |bytes| {
+                Ok(onlinecheck::answer(&*ledger, Channel::Folder, bytes).body)
+            })
+        })?;
+    Ok((stop, thread))
 }
 
 /// Unlinks the cards the configured CRLs revoke, at start and whenever the
