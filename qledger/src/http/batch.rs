@@ -114,11 +114,19 @@ pub(super) async fn check(
             }
         }
     });
+    streamed(rx, "application/x-ndjson")
+}
+
+/// The answer: what the worker sends through `rx`, as it comes.
+fn streamed(
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    content_type: &'static str,
+) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
     (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(stream),
     )
         .into_response()
@@ -215,14 +223,7 @@ fn check_xml(ledger: Arc<Ledger>, caller: Caller, body: Body) -> Response {
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (
-        [(header::CONTENT_TYPE, "application/xml; charset=UTF-8")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    streamed(rx, "application/xml; charset=UTF-8")
 }
 
 /// The XML declaration at the start of a body, if any (it names the
