@@ -167,11 +167,24 @@ fn assert_same(name: &str, got: &Element, want: &Element) {
 
 /// A raw exchange with a byte body: status, content type, body.
 fn post(server: &Server, path: &str, content_type: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    post_as(server, None, path, content_type, body)
+}
+
+fn post_as(
+    server: &Server,
+    token: Option<&str>,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{authorization}\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -381,20 +394,138 @@ fn request_files_are_answered_in_the_result_folder_element_by_element() {
         );
     }
 
-    // Verification records were kept for the institution of the requests.
-    let (status, body) = http_to(
-        server.addr(),
-        None,
+    // An independent parser (Python's) reads every result file, in its
+    // declared encoding, as the document the format says.
+    let files: Vec<String> = requests
+        .iter()
+        .map(|(name, _)| res.join(result_name(name)).to_string_lossy().into_owned())
+        .collect();
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+for f in sys.argv[1:]:
+    root = ET.parse(f).getroot()
+    assert root.tag == "XmlMsg", f
+    segment = root.findtext("MessageHeader/SegmentOfResult")
+    if segment == "1":
+        assert root.findtext("MessageBody/ProcessingResultStatus") == "1", f
+        assert root.findtext("MessageBody/QualificationValidity") in "12345", f
+        for r in root.iterfind("MessageBody/ResultList/ResultOfQualificationConfirmation"):
+            assert len(r.findtext("Birthdate")) == 8 and len(r.findtext("InsurerNumber")) == 8, f
+    else:
+        assert segment == "9" and root.findtext("MessageHeader/ErrorCode").startswith("QLX"), f
+print(len(sys.argv) - 1)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        files.len().to_string()
+    );
+
+    // Verification records were kept for the institution of the folder's
+    // requests: one per answered request, none for refusals, no birth date.
+    // (HTTP callers here are unauthenticated, so not institutions: no records.)
+    let (status, body) = support::auth::exchange(
+        &server,
+        "unused",
         "GET",
-        "/v1/verifications?institution=1311234567",
+        "/v1/verifications?institution=1311234567&limit=1000",
         None,
-    )
-    .unwrap();
+    );
     assert_eq!(status, 200, "{body}");
+    let records: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let answered = requests
+        .iter()
+        .filter(|(name, _)| name.contains("req_0"))
+        .count();
+    assert_eq!(records.len(), answered, "{body}");
+    assert!(records
+        .iter()
+        .all(|r| r["client"] == json!(qledger::onlinecheck::FOLDER_ASKER)));
+    assert!(!body.contains("19800512") && !body.contains("1980-05-12"));
     let logs = server.stop();
     assert!(
         !logs.iter().any(|l| l.contains("panicked")),
         "{}",
         logs.join("\n")
     );
+}
+
+#[test]
+fn an_institution_asks_under_its_own_code_and_an_insurer_about_its_own_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    let insurer = support::auth::insurer_a(data);
+    let clinic = support::auth::clinic(data);
+    let other_insurer = support::auth::issue(
+        data,
+        &[
+            "--name",
+            "ins-b",
+            "--role",
+            "insurer",
+            "--publisher",
+            "insurer-06135008",
+            "--insurer",
+            "06135008",
+        ],
+    );
+    let server = Server::start_secured(&["--data", data], &[]);
+    let (status, body) = server.http_as(
+        Some(&insurer),
+        "POST",
+        "/v1/events?wait=projected",
+        Some(&support::auth::example_person()),
+    );
+    assert_eq!((status, &body["accepted"]), (200, &json!(2)), "{body:#}");
+    let request =
+        std::fs::read(fixtures().join("requests/OQSsiquc01req_02-valid-without-consent.xml"))
+            .unwrap();
+    let other_clinic = String::from_utf8(request.clone())
+        .unwrap()
+        .replace("1311234567", "1311234568");
+    let ask = |token: &str, body: &[u8]| {
+        let (status, _, body) = post_as(
+            &server,
+            Some(token),
+            "/v1/onlinecheck",
+            "application/xml",
+            body,
+        );
+        let (result, _) = xml::parse(&body).unwrap();
+        let code = |path: &[&str]| result.at(path).map(|e| e.text.clone()).unwrap_or_default();
+        (
+            status,
+            code(&["MessageHeader", "ErrorCode"]),
+            code(&["MessageBody", "QualificationValidity"]),
+        )
+    };
+    assert_eq!(ask(&clinic, &request), (200, String::new(), "1".into()));
+    assert_eq!(ask(&insurer, &request), (200, String::new(), "1".into()));
+    assert_eq!(
+        ask(&clinic, other_clinic.as_bytes()),
+        (403, "QLX020".into(), String::new())
+    );
+    assert_eq!(
+        ask(&other_insurer, &request),
+        (403, "QLX020".into(), String::new())
+    );
+    // Without a token: the API's 401 (problem+json), before any XML is read.
+    let (status, media, _) = post(&server, "/v1/onlinecheck", "application/xml", &request);
+    assert_eq!(status, 401);
+    assert!(media.starts_with("application/problem+json"), "{media}");
+    server.stop();
 }
