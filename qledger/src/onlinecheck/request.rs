@@ -128,14 +128,20 @@ pub fn from_element(root: &Element) -> Result<Request, Refusal> {
     let header = root
         .child(HEADER)
         .ok_or_else(|| Refusal::new(ErrorCode::NotARequest, Some(HEADER), "is missing"))?;
+    // Echoed only when valid: a refusal must not repeat what broke it.
     let partial = PartialHeader {
         confirmation_date: header
             .text_of("QualificationConfirmationDate")
+            .filter(|t| codes::parse_date(t).is_some())
             .map(str::to_owned),
-        institution: header.text_of("MedicalInstitutionCode").map(str::to_owned),
+        institution: header
+            .text_of("MedicalInstitutionCode")
+            .and_then(|t| InstitutionCode::parse(t).ok())
+            .map(|c| c.as_str().to_owned()),
         file_identifier: header
             .text_of("ArbitraryFileIdentifier")
-            .map(|t| t.chars().take(MAX_IDENTIFIER).collect()),
+            .filter(|t| printable(t) && t.chars().count() <= MAX_IDENTIFIER)
+            .map(str::to_owned),
     };
     read(root, header).map_err(|r| r.with_header(partial))
 }
@@ -290,6 +296,17 @@ fn identifier(section: &Element, path: &str, name: &str) -> Result<Option<String
             Some(&format!("{path}/{name}")),
             format!("is longer than {MAX_IDENTIFIER} characters"),
         )),
+        Some(t) if !printable(t) => Err(Refusal::new(
+            ErrorCode::InvalidValue,
+            Some(&format!("{path}/{name}")),
+            "holds a control character",
+        )),
         other => Ok(other.map(str::to_owned)),
     }
+}
+
+/// No control characters: an echoed identifier must be writable as XML 1.0
+/// text in either encoding.
+fn printable(text: &str) -> bool {
+    !text.chars().any(char::is_control)
 }
