@@ -394,6 +394,26 @@ fn request_files_are_answered_in_the_result_folder_element_by_element() {
         );
     }
 
+    // The same batch from a file through the CLI, on the data directory.
+    let file = tmp.path().join("batch.xml");
+    std::fs::write(&file, &batch).unwrap();
+    let out = support::qledger(&[
+        "check-batch",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    let (all, _) = xml::parse(&out.stdout).unwrap();
+    assert_eq!(all.children.len(), answerable.len());
+    for (got, name) in all.children.iter().zip(&answerable) {
+        assert_same(
+            &format!("{name} in the CLI batch"),
+            got,
+            &expected(&result_name(name)),
+        );
+    }
+
     // An independent parser (Python's) reads every result file, in its
     // declared encoding, as the document the format says.
     let files: Vec<String> = requests

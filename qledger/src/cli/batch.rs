@@ -22,8 +22,12 @@ pub struct CheckBatchArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Read FILE as CSV whatever its name.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "xml")]
     pub csv: bool,
+    /// Read FILE as the online check's XML requests (XmlMsg after XmlMsg)
+    /// whatever its name; the answer is one XML document of results.
+    #[arg(long)]
+    pub xml: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -42,13 +46,16 @@ fn bar(total: u64) -> ProgressBar {
 
 pub(super) fn run(args: CheckBatchArgs) -> Result<ExitCode> {
     let csv = args.csv || args.file.extension().is_some_and(|e| e == "csv");
+    let xml = args.xml || args.file.extension().is_some_and(|e| e == "xml");
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = bar(size);
     let stdout = std::io::stdout();
     if let Some(server) = &args.target.server {
-        let content_type = if csv {
+        let content_type = if xml {
+            "application/xml"
+        } else if csv {
             "text/csv"
         } else {
             "application/x-ndjson"
@@ -68,6 +75,12 @@ pub(super) fn run(args: CheckBatchArgs) -> Result<ExitCode> {
     }
     let views = read_only_views(&args.target.data_dir())?;
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if xml {
+        xml_batch(&views, file, &progress, &mut out)?;
+        out.flush()?;
+        progress.finish_and_clear();
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut header: Option<Vec<String>> = None;
     let mut read = 0u64;
     for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -109,4 +122,39 @@ pub(super) fn run(args: CheckBatchArgs) -> Result<ExitCode> {
     out.flush()?;
     progress.finish_and_clear();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The XML batch on the data directory: requests cut from the file as it is
+/// read, one result each, into one document.
+fn xml_batch(
+    views: &projectors::Views,
+    mut file: std::fs::File,
+    progress: &ProgressBar,
+    out: &mut impl Write,
+) -> Result<()> {
+    use crate::onlinecheck::{self, batch::Splitter, Channel};
+    use std::io::Read;
+    let mut splitter = Splitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    out.write_all(onlinecheck::batch::RESULTS_HEAD.as_bytes())?;
+    loop {
+        let n = file.read(&mut buf).context("reading the requests")?;
+        read += n as u64;
+        progress.set_position(read);
+        let requests = if n == 0 {
+            splitter.finish()
+        } else {
+            splitter.push(&buf[..n])
+        };
+        for request in requests {
+            let (_, result, _) = onlinecheck::answer_element(views, Channel::Folder, &request);
+            out.write_all(onlinecheck::batch::result_fragment(&result).as_bytes())?;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    out.write_all(onlinecheck::batch::RESULTS_TAIL.as_bytes())?;
+    Ok(())
 }

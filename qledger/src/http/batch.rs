@@ -23,7 +23,7 @@ use super::access::ClientKey;
 use super::misses::MissLimiter;
 use crate::auth::{Action, Caller};
 use crate::batch::{self, Pair, MAX_LINE};
-use crate::onlinecheck::xml::MAX_MESSAGE_BYTES;
+use crate::onlinecheck::batch::{self as xml_batch, Splitter};
 use crate::onlinecheck::{self, Channel};
 use crate::service::Ledger;
 
@@ -138,63 +138,23 @@ fn streamed(
 /// `<QualificationConfirmationResults>` holding one result `XmlMsg` per
 /// request, in order, streamed.
 fn check_xml(ledger: Arc<Ledger>, caller: Caller, body: Body) -> Response {
-    const END: &[u8] = b"</XmlMsg>";
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::spawn(async move {
         let mut stream = body.into_data_stream();
-        let mut pending: Vec<u8> = Vec::new();
-        let mut declaration: Option<Vec<u8>> = None;
-        let mut skipping = false;
-        let head = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n<QualificationConfirmationResults>\n";
-        if tx
-            .send(Ok(Bytes::from_static(head.as_bytes())))
-            .await
-            .is_err()
-        {
+        let mut splitter = Splitter::default();
+        let head = Bytes::from_static(xml_batch::RESULTS_HEAD.as_bytes());
+        if tx.send(Ok(head)).await.is_err() {
             return;
         }
         loop {
-            let done = match stream.next().await {
-                Some(Ok(bytes)) => {
-                    pending.extend_from_slice(&bytes);
-                    false
-                }
+            let (requests, done) = match stream.next().await {
+                Some(Ok(bytes)) => (splitter.push(&bytes), false),
                 Some(Err(e)) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
-                None => true,
+                None => (splitter.finish(), true),
             };
-            if declaration.is_none()
-                && (pending.len() >= 200 || done || find(&pending, END).is_some())
-            {
-                declaration = Some(xml_declaration(&pending));
-            }
-            let mut requests: Vec<Vec<u8>> = Vec::new();
-            while let Some(at) = find(&pending, END) {
-                let chunk: Vec<u8> = pending.drain(..at + END.len()).collect();
-                if std::mem::take(&mut skipping) {
-                    continue;
-                }
-                let start = find(&chunk, b"<XmlMsg").unwrap_or(0);
-                let mut request = declaration.clone().unwrap_or_default();
-                request.extend_from_slice(&chunk[start..]);
-                requests.push(request);
-            }
-            if pending.len() > MAX_MESSAGE_BYTES && !skipping {
-                // Over-long: answered as such, the rest skipped to its end.
-                requests.push(vec![b' '; MAX_MESSAGE_BYTES + 1]);
-                pending.clear();
-                skipping = true;
-            } else if skipping {
-                pending.clear();
-            }
-            if done && find(&pending, b"<XmlMsg").is_some() {
-                // An unterminated last request: answered malformed.
-                let mut request = declaration.clone().unwrap_or_default();
-                request.extend_from_slice(&std::mem::take(&mut pending));
-                requests.push(request);
-            }
             if !requests.is_empty() {
                 let ledger = Arc::clone(&ledger);
                 let caller = caller.clone();
@@ -203,7 +163,7 @@ fn check_xml(ledger: Arc<Ledger>, caller: Caller, body: Body) -> Response {
                     for request in requests {
                         let (_, element, _) =
                             onlinecheck::answer_element(&*ledger, Channel::Http(&caller), &request);
-                        out.push_str(&onlinecheck::xml::write_fragment(&element, 1));
+                        out.push_str(&xml_batch::result_fragment(&element));
                     }
                     out
                 })
@@ -214,35 +174,13 @@ fn check_xml(ledger: Arc<Ledger>, caller: Caller, body: Body) -> Response {
                 }
             }
             if done {
-                let _ = tx
-                    .send(Ok(Bytes::from_static(
-                        b"</QualificationConfirmationResults>\n",
-                    )))
-                    .await;
+                let tail = Bytes::from_static(xml_batch::RESULTS_TAIL.as_bytes());
+                let _ = tx.send(Ok(tail)).await;
                 return;
             }
         }
     });
     streamed(rx, "application/xml; charset=UTF-8")
-}
-
-/// The XML declaration at the start of a body, if any (it names the
-/// encoding of every request of the batch).
-fn xml_declaration(body: &[u8]) -> Vec<u8> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let start = body
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(0);
-    let body = &body[start..];
-    match (body.starts_with(b"<?xml"), find(body, b"?>")) {
-        (true, Some(end)) => body[..end + 2].to_vec(),
-        _ => Vec::new(),
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 struct Work {

@@ -21,6 +21,7 @@
 //!   <LimitApplicationCertificateRelatedConsFlg>1</…></…></MessageBody></XmlMsg>
 //! ```
 
+pub mod batch;
 pub mod codes;
 pub mod folder;
 pub mod request;
