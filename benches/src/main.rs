@@ -30,6 +30,7 @@
 //! cargo run --release -p qledger-bench -- --persons 1000000 --json
 //! cargo run --release -p qledger-bench -- import --rows 200000
 //! cargo run --release -p qledger-bench -- claims --persons 1000000
+//! cargo run --release -p qledger-bench -- lookups PAIRS.jsonl --data DIR
 //! ```
 //!
 //! The `import` mode writes a CSV batch file of `--rows` sample qualification
@@ -115,6 +116,23 @@ enum Mode {
     /// Claims: the pure decision function, re-evaluation after a burst of
     /// retroactive losses and pre-submission checks, against raw multi_gets.
     Claims(claims::ClaimsBench),
+    /// The library's own lookup rate on a batch check's pairs (JSON lines),
+    /// straight on the views of a data directory opened read-only, one
+    /// thread: the baseline of `benches/interfaces/run.sh`.
+    Lookups(PairsBench),
+}
+
+#[derive(Debug, clap::Args)]
+struct PairsBench {
+    /// The pairs, JSON lines as `qledger check-batch` reads them.
+    #[arg(value_name = "PAIRS")]
+    pairs: PathBuf,
+    /// The data directory whose views (DIR/views) are opened read-only.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Passes over the pairs, each timed and reported; the rate is over all.
+    #[arg(long, default_value_t = 1)]
+    passes: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +157,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     match &args.mode {
         Some(Mode::Import(bench)) => return import_bench(&args, bench),
+        Some(Mode::Lookups(bench)) => return pair_lookups(bench),
         Some(Mode::Claims(bench)) => {
             let temp = tempfile::tempdir().context("creating a temporary directory")?;
             let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
@@ -1391,6 +1410,139 @@ fn log_digest(log: &dyn ledger::log::EventLog) -> Result<u64> {
         }
     }
     Ok(h)
+}
+
+// The `lookups` mode: the library's rate on a batch check's pairs.
+
+/// How one pass over the pairs was answered.
+#[derive(Debug, Default, Clone, Copy)]
+struct PairAnswers {
+    qualified: u64,
+    unqualified: u64,
+    not_found: u64,
+    not_linked: u64,
+}
+
+/// Reads and parses every pair first (with `qledger::batch::pair_of_json`,
+/// as `check-batch` does, timed apart), then times `Views::eligibility`
+/// (`eligibility_of_holder` for a pair with a birth date) over them, one
+/// thread, one clock around each pass. Shaping the answers as the batch
+/// does (`batch::answered`, to a JSON line) is timed apart in one more
+/// pass, to tell lookups from the rest of the CLI's work.
+///
+/// Prints a table on standard error and one machine-readable line on
+/// standard output: `LOOKUPS pairs=… passes=… secs=… rate=… parse_rate=…
+/// shape_rate=… qualified=… unqualified=… not_found=… not_linked=…
+/// bad_lines=…` (rates per second, counts of the last pass).
+fn pair_lookups(bench: &PairsBench) -> Result<()> {
+    use std::io::BufRead as _;
+    if bench.passes == 0 {
+        bail!("--passes must be positive");
+    }
+    let file = std::fs::File::open(&bench.pairs)
+        .with_context(|| format!("cannot open {}", bench.pairs.display()))?;
+    let lines: Vec<String> = std::io::BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", bench.pairs.display()))?;
+    let started = Instant::now();
+    let mut pairs = Vec::with_capacity(lines.len());
+    let mut bad_lines = 0u64;
+    for line in &lines {
+        let text = line.trim_end();
+        if text.is_empty() {
+            continue;
+        }
+        match qledger::batch::pair_of_json(text) {
+            Ok(p) => pairs.push(p),
+            Err(_) => bad_lines += 1,
+        }
+    }
+    let parse_time = started.elapsed();
+    drop(lines);
+    if pairs.is_empty() {
+        bail!("no pairs in {}", bench.pairs.display());
+    }
+    let dir = bench.data.join("views");
+    let views = Views::open_read_only(&dir)
+        .with_context(|| format!("cannot open the views in {}", dir.display()))?;
+
+    let mut total = Duration::ZERO;
+    let mut answers = PairAnswers::default();
+    for pass in 1..=bench.passes {
+        answers = PairAnswers::default();
+        let started = Instant::now();
+        for pair in &pairs {
+            let lookup = match pair.birth_date {
+                Some(b) => views.eligibility_of_holder(&pair.key, b, pair.on, pair.as_of),
+                None => views.eligibility(&pair.key, pair.on, pair.as_of),
+            }
+            .context("eligibility lookup")?;
+            match &lookup {
+                Lookup::Found(e) if e.qualifications.is_empty() => answers.unqualified += 1,
+                Lookup::Found(_) => answers.qualified += 1,
+                Lookup::NotFound => answers.not_found += 1,
+                Lookup::NotLinked { .. } => answers.not_linked += 1,
+            }
+            std::hint::black_box(&lookup);
+        }
+        let took = started.elapsed();
+        total += took;
+        eprintln!(
+            "pass {pass}/{}: {} lookups in {:.3} s, {}/s",
+            bench.passes,
+            pairs.len(),
+            took.as_secs_f64(),
+            grouped(rate(pairs.len() as u64, took))
+        );
+    }
+
+    // Lookup and shape, as the batch answers each pair (not the baseline).
+    let started = Instant::now();
+    let mut shaped = 0usize;
+    for (i, pair) in pairs.iter().enumerate() {
+        let lookup = match pair.birth_date {
+            Some(b) => views.eligibility_of_holder(&pair.key, b, pair.on, pair.as_of),
+            None => views.eligibility(&pair.key, pair.on, pair.as_of),
+        }
+        .context("eligibility lookup")?;
+        shaped += qledger::batch::answered(i as u64 + 1, pair, &lookup)
+            .to_string()
+            .len();
+    }
+    let shape_time = started.elapsed();
+    std::hint::black_box(shaped);
+
+    let n = pairs.len() as u64;
+    let all = n * u64::from(bench.passes);
+    let lookup_rate = rate(all, total);
+    let parse_rate = rate(n + bad_lines, parse_time);
+    let shape_rate = rate(n, shape_time);
+    eprintln!(
+        "{n} pairs ({bad_lines} bad lines): parse {}/s; lookups {}/s over {} passes; \
+         lookup + answer line {}/s; last pass: {} qualified, {} found without a \
+         qualification, {} not found, {} not linked",
+        grouped(parse_rate),
+        grouped(lookup_rate),
+        bench.passes,
+        grouped(shape_rate),
+        answers.qualified,
+        answers.unqualified,
+        answers.not_found,
+        answers.not_linked,
+    );
+    println!(
+        "LOOKUPS pairs={n} passes={} secs={:.6} rate={lookup_rate:.1} parse_rate={parse_rate:.1} \
+         shape_rate={shape_rate:.1} qualified={} unqualified={} not_found={} not_linked={} \
+         bad_lines={bad_lines}",
+        bench.passes,
+        total.as_secs_f64(),
+        answers.qualified,
+        answers.unqualified,
+        answers.not_found,
+        answers.not_linked,
+    );
+    Ok(())
 }
 
 #[cfg(test)]
