@@ -187,25 +187,34 @@ pub fn pair_of_csv(header: &[String], line: &str) -> Result<Pair, FieldError> {
     pair_of(&fields)
 }
 
-/// The result line of an answered pair.
-pub fn answered(line: u64, pair: &Pair, lookup: &Lookup) -> Value {
-    let mut v = serde_json::to_value(lookup).unwrap_or_else(|_| json!({}));
-    if let Value::Object(m) = &mut v {
-        m.insert("line".into(), line.into());
-        if let Some(id) = &pair.id {
-            m.insert("id".into(), id.clone().into());
-        }
+/// The result line of an answered pair (without its newline): the lookup's
+/// JSON with `line` and `id` in front, written in one pass — building a
+/// `Value` first cost half as much again as the lookup (benches/interfaces).
+pub fn answered(line: u64, pair: &Pair, lookup: &Lookup) -> String {
+    let body = serde_json::to_string(lookup).unwrap_or_else(|_| "{}".into());
+    // An internally tagged enum: always an object with `status`.
+    let rest = body.strip_prefix('{').unwrap_or("}");
+    let mut out = String::with_capacity(body.len() + 48);
+    out.push_str("{\"line\":");
+    out.push_str(&line.to_string());
+    if let Some(id) = &pair.id {
+        out.push_str(",\"id\":");
+        out.push_str(&Value::from(id.as_str()).to_string());
     }
-    v
+    if rest != "}" {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
 }
 
-/// The result line of a pair that got no answer.
-pub fn failed(line: u64, id: Option<&str>, status: &str, error: &FieldError) -> Value {
+/// The result line of a pair that got no answer (without its newline).
+pub fn failed(line: u64, id: Option<&str>, status: &str, error: &FieldError) -> String {
     let mut v = json!({"line": line, "status": status, "error": error});
     if let Some(id) = id {
         v["id"] = id.into();
     }
-    v
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -240,5 +249,22 @@ mod tests {
         assert!(matches!(p.key, LookupKey::Card(_)));
         assert!(pair_of_csv(&header, "c,01130012").is_err());
         assert_eq!(csv_header("insurer,wat").unwrap_err().field, "wat");
+    }
+
+    #[test]
+    fn an_answer_line_is_the_lookup_with_line_and_id_in_front() {
+        let pair = pair_of_json(
+            r#"{"id": "a\"b", "insurer": "01130012", "number": "1234", "branch": "01"}"#,
+        )
+        .unwrap();
+        let line = answered(7, &pair, &Lookup::NotFound);
+        assert_eq!(line, r#"{"line":7,"id":"a\"b","status":"not_found"}"#);
+        let since: Day = "2024-04-01".parse().unwrap();
+        let line: Value =
+            serde_json::from_str(&answered(8, &pair, &Lookup::NotLinked { since })).unwrap();
+        assert_eq!(
+            line,
+            json!({"line": 8, "id": "a\"b", "status": "not_linked", "since": "2024-04-01"})
+        );
     }
 }

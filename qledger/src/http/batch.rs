@@ -233,7 +233,7 @@ impl Work {
                     Err(e) => batch::failed(n, None, "error", &e),
                     Ok(pair) => one(&ledger, &misses, &client, &caller, n, &pair),
                 };
-                out.extend_from_slice(line.to_string().as_bytes());
+                out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
             }
             out
@@ -254,7 +254,7 @@ fn one(
     caller: &Caller,
     n: u64,
     pair: &Pair,
-) -> serde_json::Value {
+) -> String {
     let id = pair.id.as_deref();
     let card = matches!(pair.key, LookupKey::Card(_));
     let allowed = match &pair.key {
