@@ -9,6 +9,7 @@
 //! | `GET /v1/persons/{link}/history` | 200 history, 404 |
 //! | `GET /v1/dead-letters?after=P:O&limit=N` | 200 `{"dead_letters": [...], "next": "P:O" or null}` |
 //! | `GET /healthz` | 200 `{"status": "ok"}` |
+//! | `GET /openapi.json` | 200 the OpenAPI 3.1 document of every route ([`openapi`]) |
 //!
 //! Errors are `application/problem+json` ([`problem`]). Requests are traced by
 //! route template and status only: query strings carry insured numbers.
@@ -19,6 +20,7 @@ mod cards;
 mod claims;
 pub mod metrics;
 pub mod misses;
+pub mod openapi;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -91,6 +93,7 @@ pub fn router_with(
         .merge(claims::routes())
         .merge(usage::routes())
         .merge(registry::routes())
+        .merge(openapi::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.body_limit))
