@@ -86,7 +86,7 @@ enum FailureStatus {
     RateLimited,
 }
 
-#[utoipa::path(post, path = "/v1/eligibility/batch", tag = "eligibility",
+#[utoipa::path(post, path = "/v1/eligibility/batch", tag = "eligibility", operation_id = "check_batch",
     request_body(description = "Pairs, one per line: JSON objects (`{\"insurer\": …, \"number\": …, \"branch\": …, \"on\": …}` or `{\"card\": …, \"birth_date\": …}`, with an optional `id`, `on`, `as_of`), or CSV rows under a header naming those columns", content(
         (String = "application/x-ndjson"),
         (String = "text/csv"),

@@ -281,8 +281,12 @@ impl LinkRequestBody {
 #[utoipa::path(post, path = "/v1/card-links", tag = "card-links",
     request_body = LinkRequestBody,
     responses(
-        (status = 201, description = "Linked", body = LinkDecision),
-        (status = 200, description = "Already linked, or rejected with the reason", body = LinkDecision),
+        (status = 201, description = "Linked", body = LinkDecision, links(
+            ("RequestStatus" = (operation_id = "request_status", parameters(("request_id" = "$response.body#/request_id")))),
+        )),
+        (status = 200, description = "Already linked, or rejected with the reason", body = LinkDecision, links(
+            ("RequestStatus" = (operation_id = "request_status", parameters(("request_id" = "$response.body#/request_id")))),
+        )),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The source is not the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field broke its rule", body = Problem, content_type = "application/problem+json"),

@@ -208,7 +208,10 @@ enum RegisterReply {
     params(("source" = Option<PublisherId>, Query, description = "The publisher of the events [default: the caller's, or `payer`]")),
     request_body = Claims,
     responses(
-        (status = 201, description = "The claim was registered and decided", body = Registered),
+        (status = 201, description = "The claim was registered and decided", body = Registered, links(
+            ("ShowClaim" = (operation_id = "show", parameters(("claim_id" = "$response.body#/claim_id")))),
+            ("WithdrawClaim" = (operation_id = "withdraw", parameters(("claim_id" = "$response.body#/claim_id")))),
+        )),
         (status = 200, description = "The claim was registered before, or the answers to an array", body = RegisterReply),
         (status = 400, description = "A bad parameter, or malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The claim is of another payer organisation or institution", body = Problem, content_type = "application/problem+json"),
@@ -288,7 +291,7 @@ enum CheckReply {
     Many(CheckAnswer),
 }
 
-#[utoipa::path(post, path = "/v1/claims/check", tag = "claims",
+#[utoipa::path(post, path = "/v1/claims/check", tag = "claims", operation_id = "check_claims",
     params(("as_of" = Option<RecordTime>, Query, description = "Decide as the ledger knew it at this instant [default: now]")),
     request_body = Claims,
     responses(

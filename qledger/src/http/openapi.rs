@@ -40,7 +40,7 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
 }
 
 /// The document, built once.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
+fn document() -> &'static utoipa::openapi::OpenApi {
     static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         let mut doc = ApiDoc::openapi();
@@ -62,10 +62,40 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
 fn document_json() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        document()
-            .to_pretty_json()
-            .expect("the document serialises")
+        let mut doc = serde_json::to_value(document()).expect("the document serialises");
+        name_link_fields(&mut doc);
+        serde_json::to_string_pretty(&doc).expect("the document serialises")
     })
+}
+
+/// utoipa 5.5 writes a Link Object's fields in snake case (`operation_id`);
+/// OpenAPI names them in camel case (`operationId`), as clients read them.
+fn name_link_fields(doc: &mut serde_json::Value) {
+    let responses = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+        for link in links.into_iter().flat_map(|l| l.values_mut()) {
+            let Some(link) = link.as_object_mut() else {
+                continue;
+            };
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(snake) {
+                    link.insert(camel.to_owned(), v);
+                }
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`
@@ -436,6 +466,35 @@ mod tests {
         let extra: Vec<_> = documented.difference(&routed).collect();
         assert!(missing.is_empty(), "served but not documented: {missing:?}");
         assert!(extra.is_empty(), "documented but not served: {extra:?}");
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_links_name_one() {
+        let doc: Value = serde_json::from_str(document_json()).unwrap();
+        let mut ids = BTreeSet::new();
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id.to_owned()), "operationId {id} twice");
+            }
+        }
+        let mut links = 0;
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                for response in op["responses"].as_object().unwrap().values() {
+                    for link in response["links"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|l| l.values())
+                    {
+                        links += 1;
+                        let target = link["operationId"].as_str().unwrap();
+                        assert!(ids.contains(target), "a link to {target}");
+                    }
+                }
+            }
+        }
+        assert!(links >= 4);
     }
 
     #[test]

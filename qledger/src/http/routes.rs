@@ -408,7 +408,9 @@ struct EventResult {
     ),
     request_body(content = EventBody, description = "One event, or an array of them"),
     responses(
-        (status = 201, description = "The event was appended", body = Submitted),
+        (status = 201, description = "The event was appended", body = Submitted, links(
+            ("History" = (operation_id = "history", parameters(("link" = "$request.body#/envelope/link")))),
+        )),
         (status = 200, description = "The event was appended before (applied once), or the answers to an array", body = EventsReply),
         (status = 400, description = "A bad parameter, or malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller may not publish this event", body = Problem, content_type = "application/problem+json"),
@@ -510,10 +512,11 @@ fn parameter_of(field: &str) -> &str {
 /// `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=`
 #[utoipa::path(get, path = "/v1/eligibility", tag = "eligibility",
     params(
-        ("insurer" = InsurerNumber, Query, description = "保険者番号"),
-        ("symbol" = Option<CardSymbol>, Query, description = "記号 (absent for 後期高齢者医療)"),
-        ("number" = CardNumber, Query, description = "番号"),
-        ("branch" = Option<Branch>, Query, description = "枝番 (required except for 後期高齢者医療)"),
+        // The examples are the p17 case of `qledger demo`.
+        ("insurer" = InsurerNumber, Query, description = "保険者番号", example = "01130012"),
+        ("symbol" = Option<CardSymbol>, Query, description = "記号 (absent for 後期高齢者医療)", example = "13010017"),
+        ("number" = CardNumber, Query, description = "番号", example = "1234"),
+        ("branch" = Option<Branch>, Query, description = "枝番 (required except for 後期高齢者医療)", example = "00"),
         ("birth_date" = Option<Day>, Query, description = "The holder's date of birth: when given, it must match"),
         ("on" = Option<Day>, Query, description = "The date asked about [default: today in Japan]"),
         ("as_of" = Option<RecordTime>, Query, description = "As the ledger knew it at this instant [default: now]"),
