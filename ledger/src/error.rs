@@ -38,7 +38,7 @@ impl fmt::Display for RuleViolation {
 impl std::error::Error for RuleViolation {}
 
 /// A value refused: the field (dotted path) and the rule it broke.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
 #[error("{field}: {rule}")]
 pub struct FieldError {
     pub field: String,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub use crate::keys::EntityKind;
 
 /// The log record that made (or closed) a version: id, source, position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventRef {
     pub event_id: Uuid,
     pub source: PublisherId,
@@ -85,7 +85,7 @@ impl VersionRow {
 }
 
 /// The attributes of an entity over one segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Snapshot {
     Qualification(QualificationSnapshot),
@@ -106,7 +106,7 @@ impl Snapshot {
 }
 
 /// 資格: a qualification's attributes over a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QualificationSnapshot {
     pub qualification_id: QualificationId,
     pub insurer_number: InsurerNumber,
@@ -143,7 +143,7 @@ impl QualificationSnapshot {
 }
 
 /// 限度額適用認定証, 特定疾病療養受療証, 高齢受給者証 …
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CertificateSnapshot {
     pub certificate_id: CertificateId,
     pub qualification_id: QualificationId,
@@ -158,7 +158,7 @@ pub struct CertificateSnapshot {
 }
 
 /// 公費負担・地方単独事業 over a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubsidySnapshot {
     pub subsidy_id: SubsidyId,
     pub municipality: MunicipalityCode,
@@ -176,7 +176,7 @@ pub struct SubsidySnapshot {
 }
 
 /// A card serial linked to the person over a period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardLinkSnapshot {
     pub card_serial: CardSerial,
     pub insurer_number: InsurerNumber,
@@ -190,7 +190,7 @@ pub struct CardLinkSnapshot {
 }
 
 /// Where a card-link request stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkRequestStatus {
     pub request_id: RequestId,
     pub card_serial: CardSerial,
@@ -217,7 +217,7 @@ impl LinkRequestStatus {
 }
 
 /// Where a link-completion notice stands (the notices outbox).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NoticeStatus {
     /// The notice's id on the notices topic: the `CardLinked` event's id.
     pub notice_id: Uuid,
@@ -250,7 +250,7 @@ impl NoticeStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeState {
     /// Due; not yet on the notices topic.
@@ -265,7 +265,7 @@ pub enum NoticeState {
     Parked,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkOutcome {
     Linked {
@@ -278,7 +278,7 @@ pub enum LinkOutcome {
 }
 
 /// An event that could not be applied, kept with its reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub partition: Partition,
     pub offset: Offset,

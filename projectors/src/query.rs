@@ -31,7 +31,7 @@ pub enum LookupKey {
 }
 
 /// The answer to an eligibility question.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Lookup {
     /// The key identifies a person; these qualifications were valid on the
@@ -43,7 +43,7 @@ pub enum Lookup {
     NotLinked { since: Day },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Eligibility {
     pub on: Day,
     /// The record time asked about; `None` is "as known now".
@@ -54,7 +54,7 @@ pub struct Eligibility {
     pub subsidies: Vec<SubsidySnapshot>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QualificationAnswer {
     #[serde(flatten)]
     pub qualification: QualificationSnapshot,
@@ -68,7 +68,7 @@ pub struct QualificationAnswer {
 }
 
 /// One version row of a person, for audit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub kind: &'static str,
     pub entity_id: String,
@@ -82,7 +82,7 @@ pub struct HistoryEntry {
 }
 
 /// A person's records: version rows plus link requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub link: String,
     pub versions: Vec<HistoryEntry>,

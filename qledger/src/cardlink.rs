@@ -93,7 +93,7 @@ pub enum CertificateCheck {
 }
 
 /// The ledger's decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum LinkDecision {
     Linked {
@@ -339,7 +339,7 @@ impl Decider {
 }
 
 /// A link ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Unlinked {
     pub card_serial: CardSerial,
     /// First day the serial is not linked.

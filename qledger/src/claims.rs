@@ -50,7 +50,7 @@ pub fn parse_claim(value: Value) -> Result<ClaimSubmitted, FieldError> {
 }
 
 /// What became of one claim sent to be registered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Registered {
     /// Logged now, and decided.
@@ -70,7 +70,7 @@ pub enum Registered {
 }
 
 /// The answer of a pre-submission check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Checked {
     pub claim_id: ClaimId,
     /// The patient, when the ledger knows one for the card shown.
@@ -262,29 +262,56 @@ pub fn check(
 
 /// A page of the decision feed as the API answers it: each entry with its
 /// cursor, and `next`, the cursor to poll from.
-pub fn decisions_page(page: Vec<(FeedCursor, FeedEntry)>) -> Value {
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DecisionsPage {
+    pub decisions: Vec<DecisionsEntry>,
+    /// The last entry's cursor (`after=` it to poll on); `null` on an empty page.
+    pub next: Option<String>,
+}
+
+/// A decision of the feed with its cursor.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DecisionsEntry {
+    #[serde(flatten)]
+    pub entry: FeedEntry,
+    pub cursor: String,
+}
+
+pub fn decisions_page(page: Vec<(FeedCursor, FeedEntry)>) -> DecisionsPage {
     let next = page.last().map(|(c, _)| c.to_string());
-    let entries: Vec<Value> = page
+    let decisions = page
         .into_iter()
-        .map(|(cursor, entry)| with_cursor(&entry, cursor.to_string()))
+        .map(|(cursor, entry)| DecisionsEntry {
+            entry,
+            cursor: cursor.to_string(),
+        })
         .collect();
-    serde_json::json!({"decisions": entries, "next": next})
+    DecisionsPage { decisions, next }
 }
 
 /// A page of the overlap feed as the API answers it.
-pub fn overlaps_page(page: Vec<(String, OverlapFeedEntry)>) -> Value {
-    let next = page.last().map(|(c, _)| c.clone());
-    let entries: Vec<Value> = page
-        .into_iter()
-        .map(|(cursor, entry)| with_cursor(&entry, cursor))
-        .collect();
-    serde_json::json!({"overlaps": entries, "next": next})
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OverlapsPage {
+    pub overlaps: Vec<OverlapsEntry>,
+    /// The last entry's cursor (`after=` it to poll on); `null` on an empty page.
+    pub next: Option<String>,
 }
 
-fn with_cursor(entry: &impl Serialize, cursor: String) -> Value {
-    let mut v = serde_json::json!(entry);
-    v["cursor"] = Value::String(cursor);
-    v
+/// An overlap notice's change with its cursor.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OverlapsEntry {
+    #[serde(flatten)]
+    pub entry: OverlapFeedEntry,
+    pub cursor: String,
+}
+
+pub fn overlaps_page(page: Vec<(String, OverlapFeedEntry)>) -> OverlapsPage {
+    let next = page.last().map(|(c, _)| c.clone());
+    let overlaps = page
+        .into_iter()
+        .map(|(cursor, entry)| OverlapsEntry { entry, cursor })
+        .collect();
+    OverlapsPage { overlaps, next }
 }
 
 /// A claim sent to be registered, before its outcome is known.

@@ -93,7 +93,7 @@ pub enum Wait {
 }
 
 /// The outcome of submitting one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Submitted {
     /// Durably appended now.
@@ -105,7 +105,7 @@ pub enum Submitted {
 }
 
 /// Where an acknowledged event is in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub event_id: Uuid,
     pub event_type: &'static str,
@@ -122,7 +122,7 @@ pub struct Receipt {
 }
 
 /// Why a logged event was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterNote {
     pub field: Option<String>,
     pub reason: String,

@@ -34,7 +34,7 @@ pub enum UsageError {
 }
 
 /// The key an eligibility question was asked with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AskedKey {
     Insured {
@@ -67,7 +67,7 @@ impl From<&LookupKey> for AskedKey {
 }
 
 /// One answer given to an institution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerificationRecord {
     /// Increasing; `after=` this to read on.
     pub cursor: u64,
@@ -91,7 +91,7 @@ pub struct VerificationRecord {
 }
 
 /// For each insurer, the answers served in a month and its insured persons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MeterRow {
     pub insurer: InsurerNumber,
     /// Eligibility answers naming the insurer's qualifications.

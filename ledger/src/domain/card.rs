@@ -26,6 +26,20 @@ macro_rules! symbol_enum {
             $( $(#[$vmeta])* #[serde(rename = $symbol)] $variant, )+
         }
 
+        /// A string schema of the symbols (a derive would not see the
+        /// `rename` this macro writes).
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($what))
+                    .enum_values(Some(Self::ALL.iter().map(|v| v.symbol())))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];

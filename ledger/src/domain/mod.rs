@@ -11,6 +11,7 @@ pub mod claim;
 pub mod contact;
 pub mod ids;
 pub mod person;
+mod schema;
 pub mod time;
 
 pub use card::*;

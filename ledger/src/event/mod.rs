@@ -24,7 +24,7 @@ use crate::domain::*;
 use crate::error::FieldError;
 
 /// What every event carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// UUIDv7 chosen by the producer; a re-sent event keeps its id.
@@ -424,7 +424,7 @@ impl CardLinked {
 }
 
 /// Why a link request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LinkRejectionReason {
     /// No qualification carries the individual insured number.
@@ -452,7 +452,7 @@ pub struct CardLinkRejected {
 }
 
 /// Why a serial stopped identifying the person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UnlinkReason {
     CardRenewed,
@@ -568,7 +568,7 @@ pub struct NoticeDelivered {
 }
 
 /// Why an e-mail attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum NoticeFailure {
     /// The relay could not be reached or answered 4xx: worth retrying.
@@ -609,7 +609,7 @@ pub struct ContactErased {
 /// A payer registered a claim (レセプト) it received, so the ledger can check
 /// it against the qualifications of its service days, now and whenever they
 /// change. Logged in the patient's partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimSubmitted {
     pub claim_id: ClaimId,

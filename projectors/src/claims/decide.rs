@@ -60,7 +60,7 @@ pub struct DayCover {
 }
 
 /// A part of a split claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClaimPart {
     pub insurer: InsurerNumber,
     pub payer: PayerOrganisation,
@@ -68,7 +68,7 @@ pub struct ClaimPart {
 }
 
 /// What the payer must do with the claim.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Decision {
     /// The billed insurer is valid (one of the valid ones) on every day.
@@ -93,6 +93,7 @@ pub enum Decision {
     },
     /// The content may change: a person must look before anything moves.
     Review {
+        #[schema(no_recursion)]
         proposed: Box<Decision>,
         reasons: Vec<ReviewReason>,
     },
@@ -101,7 +102,7 @@ pub enum Decision {
 }
 
 /// Why a claim needs review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "reason", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReviewReason {
     /// The claim applied a 適用区分 the paying insurer's certificates do not
@@ -122,7 +123,7 @@ pub enum ReviewReason {
 }
 
 /// A decision with the events it rests on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evaluation {
     pub decision: Decision,
     /// The events that made the qualification versions the decision used.

@@ -29,7 +29,7 @@ pub use decide::{
 use crate::model::EventRef;
 
 /// A registered claim and its decisions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClaimState {
     pub claim: ClaimSubmitted,
     pub submitted_by: EventRef,
@@ -74,7 +74,7 @@ pub fn evaluate(claim: &ClaimSubmitted, versions: &[coverage::Version<'_>]) -> E
 
 /// A decision and the event whose record caused it (the claim's own
 /// submission, or a change of the person's qualifications).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     #[serde(flatten)]
     pub evaluation: Evaluation,
@@ -91,7 +91,7 @@ pub struct ClaimIndex {
 }
 
 /// One entry of the decision feed a payer polls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FeedEntry {
     pub claim_id: ClaimId,
     /// The patient's person id.

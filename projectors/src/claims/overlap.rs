@@ -12,7 +12,7 @@ use super::coverage::Version;
 use crate::model::{EventRef, Snapshot};
 
 /// An overlap of an open 国保 qualification with an employee-insurance one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Overlap {
     pub nhi_qualification: QualificationId,
     /// The 国保 insurer (the municipality) the notice is for.
@@ -24,7 +24,7 @@ pub struct Overlap {
 }
 
 /// An overlap notice with its life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OverlapNotice {
     #[serde(flatten)]
     pub overlap: Overlap,
@@ -33,7 +33,7 @@ pub struct OverlapNotice {
 }
 
 /// One entry of a municipality's overlap feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OverlapFeedEntry {
     /// The person's id.
     pub link: String,

@@ -32,7 +32,18 @@ use ledger::event::{Event, EventType, Payload};
 use serde::{Deserialize, Serialize};
 
 /// What a client is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// 保険者: publishes its own insurer numbers' qualifications.

@@ -1,8 +1,8 @@
 //! Authentication of every request before any route runs: an API token
 //! (`Authorization: Bearer qlt_…`) or a mutual-TLS client certificate names
 //! a [`Principal`](crate::auth::Principal); the routes then authorise the
-//! [`Caller`] for what they do. Only `/healthz` and `/readyz` answer without
-//! credentials. With [`Access::open`] (`serve --no-auth`, loopback only)
+//! [`Caller`] for what they do. Only `/healthz`, `/readyz` and
+//! `/openapi.json` answer without credentials. With [`Access::open`] (`serve --no-auth`, loopback only)
 //! every request is [`Caller::Unrestricted`].
 //!
 //! Nothing here logs a token, a header or a path's values.
@@ -21,8 +21,8 @@ use super::tls::Peer;
 use crate::auth::tokens::Tokens;
 use crate::auth::{Action, Caller, Denied};
 
-/// Paths that answer without credentials (probes).
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz"];
+/// Paths that answer without credentials (probes, the API's description).
+pub(super) const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
 
 /// How a server authenticates its callers.
 #[derive(Debug)]

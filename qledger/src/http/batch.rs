@@ -18,14 +18,21 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use ledger::error::FieldError;
 use projectors::{Lookup, LookupKey};
+use utoipa::ToSchema;
 
 use super::access::ClientKey;
 use super::misses::MissLimiter;
+use super::problem::Problem;
 use crate::auth::{Action, Caller};
 use crate::batch::{self, Pair, MAX_LINE};
 use crate::onlinecheck::batch::{self as xml_batch, Splitter};
 use crate::onlinecheck::{self, Channel};
 use crate::service::Ledger;
+
+/// The OpenAPI description of the route ([`super::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(check))]
+pub(super) struct Api;
 
 /// Lines answered per trip to the blocking pool.
 const CHUNK: usize = 256;
@@ -35,6 +42,65 @@ enum Input {
     Csv(Option<Vec<String>>),
 }
 
+/// One result line of the batch check ([`batch::answered`],
+/// [`batch::failed`]): the answer to the pair, or why it got none.
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the lines, written as JSON
+enum BatchLine {
+    Answered(BatchAnswer),
+    Failed(BatchFailure),
+}
+
+/// The answer to the pair on line `line`: the single lookup's answer.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+struct BatchAnswer {
+    /// The line of the request (1-based; with CSV the header is line 1).
+    line: u64,
+    /// The pair's `id`, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(flatten)]
+    answer: Lookup,
+}
+
+/// A pair that got no answer.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+struct BatchFailure {
+    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    status: FailureStatus,
+    error: FieldError,
+}
+
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum FailureStatus {
+    /// The line is not a pair.
+    Error,
+    /// The caller may not ask this pair.
+    Forbidden,
+    /// Too many card lookups from this client found nothing.
+    RateLimited,
+}
+
+#[utoipa::path(post, path = "/v1/eligibility/batch", tag = "eligibility", operation_id = "check_batch",
+    request_body(description = "Pairs, one per line: JSON objects (`{\"insurer\": …, \"number\": …, \"branch\": …, \"on\": …}` or `{\"card\": …, \"birth_date\": …}`, with an optional `id`, `on`, `as_of`), or CSV rows under a header naming those columns, or the online check's `XmlMsg` requests one after another (`application/xml`)", content(
+        (String = "application/x-ndjson"),
+        (String = "text/csv"),
+        (String = "application/xml"),
+    )),
+    responses(
+        (status = 200, description = "One JSON line per pair, in order, streamed as they are answered; for an `application/xml` body (the online check's `XmlMsg` requests one after another), one `<QualificationConfirmationResults>` document with one result `XmlMsg` per request, in order", content(
+            (BatchLine = "application/x-ndjson"),
+            (String = "application/xml"),
+        )),
+        (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub(super) async fn check(
     State(ledger): State<Arc<Ledger>>,
     Extension(misses): Extension<Arc<MissLimiter>>,

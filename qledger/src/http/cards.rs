@@ -27,13 +27,22 @@ use ledger::domain::{
 use ledger::error::FieldError;
 use ledger::event::UnlinkReason;
 use projectors::model::LinkRequestStatus;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::problem::{ApiError, Json, Path};
+use super::problem::{ApiError, Json, Path, Problem};
 use crate::auth::Caller;
-use crate::cardlink::{DecideError, LinkDecision, LinkRequest};
+use crate::cardlink::{DecideError, LinkDecision, LinkRequest, Unlinked};
 use crate::contact::ContactAddress;
 use crate::service::{Ledger, LinkRequestError};
+
+/// The OpenAPI description of these routes ([`super::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(request_link, unlink, request_status, outbox),
+    components(schemas(RequestId, CardSerial))
+)]
+pub(super) struct Api;
 
 pub(super) fn routes() -> Router<Arc<Ledger>> {
     Router::new()
@@ -44,13 +53,35 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
 }
 
 /// A link request with its person.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RequestAnswer {
     link: LinkNumber,
     #[serde(flatten)]
     request: LinkRequestStatus,
 }
 
+/// Where a link request stands: one answer, or several when the id was
+/// used for more than one person.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum RequestAnswers {
+    One(Box<RequestAnswer>),
+    Several(Vec<RequestAnswer>),
+}
+
+/// The notices outbox: link requests with work left.
+#[derive(Debug, Serialize, ToSchema)]
+struct Outbox {
+    open: Vec<RequestAnswer>,
+}
+
+#[utoipa::path(get, path = "/v1/card-links/requests/{request_id}", tag = "card-links",
+    params(("request_id" = RequestId, Path, description = "The request's id, as the portal sent it")),
+    responses(
+        (status = 200, description = "The request's decision, completion notice and contact erasure", body = RequestAnswers),
+        (status = 400, description = "A bad request id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such link request is known", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn request_status(
     State(ledger): State<Arc<Ledger>>,
     Path(request_id): Path<String>,
@@ -68,18 +99,24 @@ async fn request_status(
         }),
         1 => {
             let (link, request) = found.remove(0);
-            Ok(Json(RequestAnswer { link, request }).into_response())
+            Ok(Json(RequestAnswers::One(Box::new(RequestAnswer {
+                link,
+                request,
+            })))
+            .into_response())
         }
-        _ => Ok(Json(
+        _ => Ok(Json(RequestAnswers::Several(
             found
                 .into_iter()
                 .map(|(link, request)| RequestAnswer { link, request })
-                .collect::<Vec<_>>(),
-        )
+                .collect(),
+        ))
         .into_response()),
     }
 }
 
+#[utoipa::path(get, path = "/v1/notices", tag = "card-links",
+    responses((status = 200, description = "Link requests with work left: a notice to publish or e-mail, or a contact key to destroy", body = Outbox)))]
 async fn outbox(State(ledger): State<Arc<Ledger>>) -> Result<Response, ApiError> {
     let open = ledger
         .views()
@@ -89,22 +126,36 @@ async fn outbox(State(ledger): State<Arc<Ledger>>) -> Result<Response, ApiError>
         .into_iter()
         .map(|(link, request)| RequestAnswer { link, request })
         .collect();
-    Ok(Json(serde_json::json!({ "open": answers })).into_response())
+    Ok(Json(Outbox { open: answers }).into_response())
 }
 
 /// The body of `POST /v1/card-links/{serial}/unlink`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UnlinkBody {
     /// `CARD_LOST`, `CERTIFICATE_REVOKED`, `HOLDER_REQUEST`, …
+    #[schema(value_type = UnlinkReason)]
     reason: String,
     /// First day not linked [default: today in Japan].
     #[serde(default)]
+    #[schema(value_type = Option<Day>)]
     on: Option<String>,
+    /// The publisher of the event [default: the caller's, or `portal`].
     #[serde(default)]
+    #[schema(value_type = Option<PublisherId>)]
     source: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/card-links/{serial}/unlink", tag = "card-links",
+    params(("serial" = CardSerial, Path, description = "シリアル of the linked card")),
+    request_body = UnlinkBody,
+    responses(
+        (status = 200, description = "The link ended", body = Unlinked),
+        (status = 400, description = "A bad serial, or malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The source is not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such card serial is linked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field broke its rule", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn unlink(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,
@@ -151,25 +202,32 @@ fn decide_error(e: DecideError) -> ApiError {
 }
 
 /// The body of `POST /v1/card-links`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkRequestBody {
+    #[schema(value_type = RequestId)]
     request_id: String,
     /// PEM (`-----BEGIN CERTIFICATE-----`…) or base64 of the DER bytes.
     certificate: String,
+    #[schema(value_type = InsurerNumber)]
     insurer: String,
     #[serde(default)]
+    #[schema(value_type = Option<CardSymbol>)]
     symbol: Option<String>,
+    #[schema(value_type = CardNumber)]
     number: String,
     #[serde(default)]
+    #[schema(value_type = Option<Branch>)]
     branch: Option<String>,
     #[serde(default)]
     notice_requested: bool,
     /// Where to e-mail the completion notice; sealed, then erased once sent.
     #[serde(default)]
+    #[schema(format = Email)]
     contact_email: Option<String>,
     /// The forwarding system's publisher id [default: `portal`].
     #[serde(default)]
+    #[schema(value_type = Option<PublisherId>)]
     source: Option<String>,
 }
 
@@ -220,6 +278,20 @@ impl LinkRequestBody {
     }
 }
 
+#[utoipa::path(post, path = "/v1/card-links", tag = "card-links",
+    request_body = LinkRequestBody,
+    responses(
+        (status = 201, description = "Linked", body = LinkDecision, links(
+            ("RequestStatus" = (operation_id = "request_status", parameters(("request_id" = "$response.body#/request_id")))),
+        )),
+        (status = 200, description = "Already linked, or rejected with the reason", body = LinkDecision, links(
+            ("RequestStatus" = (operation_id = "request_status", parameters(("request_id" = "$response.body#/request_id")))),
+        )),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The source is not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field broke its rule", body = Problem, content_type = "application/problem+json"),
+        (status = 501, description = "This server verifies no card certificates (no `[cards]` settings)", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn request_link(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,

@@ -10,6 +10,7 @@
 //! | `GET /v1/dead-letters?after=P:O&limit=N` | 200 `{"dead_letters": [...], "next": "P:O" or null}` |
 //! | `POST /v1/onlinecheck` | the online check's XML result ([`crate::onlinecheck`]); 400 with the result's `ErrorCode` for a request it cannot read |
 //! | `GET /healthz` | 200 `{"status": "ok"}` |
+//! | `GET /openapi.json` | 200 the OpenAPI 3.1 document of every route ([`openapi`]) |
 //!
 //! Errors are `application/problem+json` ([`problem`]). Requests are traced by
 //! route template and status only: query strings carry insured numbers.
@@ -21,6 +22,7 @@ mod claims;
 pub mod metrics;
 pub mod misses;
 mod onlinecheck;
+pub mod openapi;
 pub mod problem;
 pub mod registry;
 mod routes;
@@ -98,6 +100,7 @@ pub fn router_with(
         .merge(usage::routes())
         .merge(onlinecheck::routes())
         .merge(registry::routes())
+        .merge(openapi::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.body_limit))

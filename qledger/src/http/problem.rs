@@ -82,16 +82,22 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The RFC 9457 body.
-#[derive(Debug, Serialize)]
-struct Problem {
+/// The RFC 9457 body of every error (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Problem {
+    /// The problem type, a relative URI such as `/problems/invalid-parameter`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^/problems/[a-z-]+$")]
     kind: &'static str,
     title: &'static str,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
     detail: String,
+    /// The parameter or field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// With `/problems/card-not-linked`: the day the card's link ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<Day>,
 }

@@ -17,15 +17,19 @@ use ledger::domain::{
 };
 use ledger::error::{FieldError, RuleViolation};
 use ledger::event::json;
-use projectors::{Lookup, LookupKey};
-use serde_json::{json, Value};
+use projectors::model::DeadLetter;
+use projectors::{History, Lookup, LookupKey};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::access::ClientKey;
 use super::metrics::Metrics;
 use super::misses::MissLimiter;
-use super::problem::{ApiError, Json, Path, Query};
+use super::openapi::{EventBody, FhirResource, FoundEligibility};
+use super::problem::{ApiError, Json, Path, Problem, Query};
 use super::ReadyMaxLag;
-use crate::auth::{Caller, Denied};
+use crate::auth::{Caller, Denied, Role};
 use crate::service::{Ledger, PartitionLag, ServiceError, Submitted, Wait};
 
 /// How long `?wait=projected` waits when `timeout_ms` is not given.
@@ -35,6 +39,35 @@ pub const MAX_WAIT: Duration = Duration::from_millis(60_000);
 /// Dead letters per page when `limit` is not given, and the most per page.
 pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1_000;
+
+/// The OpenAPI description of these routes ([`super::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        whoami,
+        post_events,
+        eligibility_by_number,
+        eligibility_by_card,
+        history,
+        dead_letters
+    ),
+    // The parameters' schemas (utoipa collects the bodies' by itself).
+    components(schemas(
+        WaitFor,
+        InsurerNumber,
+        CardSymbol,
+        CardNumber,
+        Branch,
+        Day,
+        RecordTime,
+        CardSerial,
+        LinkNumber
+    ))
+)]
+pub(super) struct Api;
 
 pub(super) fn routes() -> Router<Arc<Ledger>> {
     Router::new()
@@ -61,12 +94,66 @@ where
     Ok(tokio::task::spawn_blocking(move || f(&ledger)).await??)
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `/healthz`: the process answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    status: HealthStatus,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum HealthStatus {
+    Ok,
+}
+
+/// `GET /healthz`: the process is up (no ledger work).
+#[utoipa::path(get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// `/readyz`: whether the views are within the tolerated lag of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Readiness {
+    status: ReadyStatus,
+    /// The lag tolerated per partition (events).
+    max_lag: u64,
+    /// The partitions this process projects.
+    partitions: Vec<PartitionReadiness>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyStatus {
+    Ready,
+    CatchingUp,
+}
+
+/// How far the projector is behind the log in one partition.
+#[derive(Debug, Serialize, ToSchema)]
+struct PartitionReadiness {
+    partition: u32,
+    /// The log's end offset (the next offset to be written).
+    end: u64,
+    /// The next offset the projector will apply.
+    next: u64,
+    /// Events written and not yet applied.
+    lag: u64,
 }
 
 /// `GET /readyz`: 200 once every partition this process projects is within
 /// the configured lag of the log's end (503 before), with the lags.
+#[utoipa::path(get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "Every partition projected here is within the tolerated lag", body = Readiness),
+        (status = 503, description = "Catching up (`application/json`), or the request timed out (a problem)", content(
+            (Readiness = "application/json"),
+            (Problem = "application/problem+json"),
+        )),
+    ))]
 async fn readyz(
     State(ledger): State<Arc<Ledger>>,
     Extension(ReadyMaxLag(max)): Extension<ReadyMaxLag>,
@@ -78,13 +165,24 @@ async fn readyz(
         .collect();
     let projecting = lags.iter().any(|l| l.projected_here);
     let ready = projecting && behind.is_empty();
-    let body = json!({
-        "status": if ready { "ready" } else { "catching_up" },
-        "max_lag": max,
-        "partitions": lags.iter().filter(|l| l.projected_here).map(|l| json!({
-            "partition": l.partition, "end": l.end, "next": l.next, "lag": l.lag(),
-        })).collect::<Vec<_>>(),
-    });
+    let body = Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::CatchingUp
+        },
+        max_lag: max,
+        partitions: lags
+            .iter()
+            .filter(|l| l.projected_here)
+            .map(|l| PartitionReadiness {
+                partition: l.partition,
+                end: l.end,
+                next: l.next,
+                lag: l.lag(),
+            })
+            .collect(),
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -94,6 +192,8 @@ async fn readyz(
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")))]
 async fn metrics(
     State(ledger): State<Arc<Ledger>>,
     Extension(metrics): Extension<Arc<Metrics>>,
@@ -109,12 +209,39 @@ async fn metrics(
         .into_response())
 }
 
+/// `/v1/whoami`: who the credentials name.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct WhoAmI {
+    /// The principal's name (`null` without authentication).
+    name: Option<String>,
+    role: Option<Role>,
+    /// `off` on a server without authentication (`serve --no-auth`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authentication: Option<AuthenticationOff>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum AuthenticationOff {
+    Off,
+}
+
 /// `GET /v1/whoami`: the principal the credentials name (no ledger work:
 /// also the constant route of the HTTP benchmark's baseline).
-async fn whoami(caller: Caller) -> Json<Value> {
+#[utoipa::path(get, path = "/v1/whoami", tag = "operations",
+    responses((status = 200, description = "The principal the credentials name", body = WhoAmI)))]
+async fn whoami(caller: Caller) -> Json<WhoAmI> {
     Json(match caller.principal_shown() {
-        Some(p) => json!({"name": p.name, "role": p.role}),
-        None => json!({"name": null, "role": null, "authentication": "off"}),
+        Some(p) => WhoAmI {
+            name: Some(p.name.clone()),
+            role: Some(p.role),
+            authentication: None,
+        },
+        None => WhoAmI {
+            name: None,
+            role: None,
+            authentication: Some(AuthenticationOff::Off),
+        },
     })
 }
 
@@ -179,6 +306,17 @@ impl Params {
     }
 }
 
+/// The values of `wait` that [`wait_of`] reads.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter
+enum WaitFor {
+    /// Acknowledge once durable in the log (the default).
+    Durable,
+    /// Also wait (up to `timeout_ms`) until the views reflect the event.
+    Projected,
+}
+
 /// `?wait=durable|projected&timeout_ms=N`.
 fn wait_of(params: &Params) -> Result<Wait, ApiError> {
     let timeout = match params.get("timeout_ms") {
@@ -205,14 +343,79 @@ fn wait_of(params: &Params) -> Result<Wait, ApiError> {
 
 /// One event of a request: what intake said, or why the caller may not
 /// publish it (then it was not offered to intake at all).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
 enum Outcome {
     Submitted(Submitted),
-    Forbidden(Denied),
+    Forbidden(Refusal),
+}
+
+/// An item of a batch the caller may not send (the others go on).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub(super) enum Refusal {
+    Forbidden {
+        /// The field whose value is out of the caller's scope, if one is.
+        field: Option<String>,
+        reason: String,
+    },
+}
+
+impl From<Denied> for Refusal {
+    fn from(d: Denied) -> Refusal {
+        Refusal::Forbidden {
+            field: d.field,
+            reason: d.reason,
+        }
+    }
+}
+
+/// The answer to an array of events: one result per element, in order.
+#[derive(Debug, Serialize, ToSchema)]
+struct EventsAnswer {
+    results: Vec<EventResult>,
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    forbidden: usize,
+}
+
+/// A 200 answer of `POST /v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum EventsReply {
+    /// One event, appended before (`status: duplicate`).
+    One(Submitted),
+    /// An array of events.
+    Many(EventsAnswer),
+}
+
+/// The result of the element at `index`.
+#[derive(Debug, Serialize, ToSchema)]
+struct EventResult {
+    index: usize,
+    #[serde(flatten)]
+    outcome: Outcome,
 }
 
 /// `POST /v1/events`: one event object, or an array of them. Each event is
 /// authorised on its own: one the caller may not publish is refused with
 /// the reason and the others of the batch go on.
+#[utoipa::path(post, path = "/v1/events", tag = "intake",
+    params(
+        ("wait" = Option<WaitFor>, Query, description = "`projected`: also wait until the views reflect the events"),
+        ("timeout_ms" = Option<u64>, Query, maximum = 60000, description = "How long `wait=projected` waits [default: 5000]"),
+    ),
+    request_body(content = EventBody, description = "One event, or an array of them"),
+    responses(
+        (status = 201, description = "The event was appended", body = Submitted, links(
+            ("History" = (operation_id = "history", parameters(("link" = "$request.body#/envelope/link")))),
+        )),
+        (status = 200, description = "The event was appended before (applied once), or the answers to an array", body = EventsReply),
+        (status = 400, description = "A bad parameter, or malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may not publish this event", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The event was refused: nothing was appended", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn post_events(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,
@@ -234,7 +437,7 @@ async fn post_events(
                     outcomes.push(None);
                     offered.push(Ok(event));
                 }
-                Err(denied) => outcomes.push(Some(Outcome::Forbidden(denied))),
+                Err(denied) => outcomes.push(Some(Outcome::Forbidden(denied.into()))),
             },
             Err(error) => {
                 outcomes.push(None);
@@ -251,19 +454,21 @@ async fn post_events(
         .collect::<Option<_>>()
         .ok_or_else(|| ApiError::Internal("intake returned fewer outcomes than events".into()))?;
     if !single {
-        return Ok(Json(batch_body(&outcomes)).into_response());
+        return Ok(Json(EventsReply::Many(batch_body(outcomes))).into_response());
     }
     match outcomes.into_iter().next() {
         Some(Outcome::Submitted(s @ Submitted::Accepted(_))) => {
             Ok((StatusCode::CREATED, Json(s)).into_response())
         }
         Some(Outcome::Submitted(s @ Submitted::Duplicate(_))) => {
-            Ok((StatusCode::OK, Json(s)).into_response())
+            Ok((StatusCode::OK, Json(EventsReply::One(s))).into_response())
         }
         Some(Outcome::Submitted(Submitted::Rejected { error })) => {
             Err(ApiError::InvalidEvent(error))
         }
-        Some(Outcome::Forbidden(denied)) => Err(ApiError::Forbidden(denied)),
+        Some(Outcome::Forbidden(Refusal::Forbidden { field, reason })) => {
+            Err(ApiError::Forbidden(Denied { field, reason }))
+        }
         None => Err(ApiError::Internal(
             "intake returned no outcome for the event".into(),
         )),
@@ -271,39 +476,27 @@ async fn post_events(
 }
 
 /// `{"results": [{"index": 0, "status": "accepted", …}, …], "accepted": n, …}`.
-fn batch_body(outcomes: &[Outcome]) -> Value {
+fn batch_body(outcomes: Vec<Outcome>) -> EventsAnswer {
     let (mut accepted, mut duplicates, mut rejected, mut forbidden) = (0, 0, 0, 0);
-    let results: Vec<Value> = outcomes
-        .iter()
-        .enumerate()
-        .map(|(index, o)| {
-            let mut v = match o {
-                Outcome::Submitted(s) => {
-                    match s {
-                        Submitted::Accepted(_) => accepted += 1,
-                        Submitted::Duplicate(_) => duplicates += 1,
-                        Submitted::Rejected { .. } => rejected += 1,
-                    }
-                    serde_json::to_value(s).unwrap_or_else(|_| json!({}))
-                }
-                Outcome::Forbidden(denied) => {
-                    forbidden += 1;
-                    json!({"status": "forbidden", "field": denied.field, "reason": denied.reason})
-                }
-            };
-            if let Value::Object(m) = &mut v {
-                m.insert("index".into(), index.into());
-            }
-            v
-        })
-        .collect();
-    json!({
-        "results": results,
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "rejected": rejected,
-        "forbidden": forbidden,
-    })
+    for o in &outcomes {
+        match o {
+            Outcome::Submitted(Submitted::Accepted(_)) => accepted += 1,
+            Outcome::Submitted(Submitted::Duplicate(_)) => duplicates += 1,
+            Outcome::Submitted(Submitted::Rejected { .. }) => rejected += 1,
+            Outcome::Forbidden(_) => forbidden += 1,
+        }
+    }
+    EventsAnswer {
+        results: outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(index, outcome)| EventResult { index, outcome })
+            .collect(),
+        accepted,
+        duplicates,
+        rejected,
+        forbidden,
+    }
 }
 
 /// The parameter an [`IndividualInsuredNumber`] field is read from.
@@ -317,6 +510,29 @@ fn parameter_of(field: &str) -> &str {
 }
 
 /// `GET /v1/eligibility?insurer=&symbol=&number=&branch=&on=&as_of=`
+#[utoipa::path(get, path = "/v1/eligibility", tag = "eligibility",
+    params(
+        // The examples are the p17 case of `qledger demo`.
+        ("insurer" = InsurerNumber, Query, description = "保険者番号", example = "01130012"),
+        ("symbol" = Option<CardSymbol>, Query, description = "記号 (absent for 後期高齢者医療)", example = "13010017"),
+        ("number" = CardNumber, Query, description = "番号", example = "1234"),
+        ("branch" = Option<Branch>, Query, description = "枝番 (required except for 後期高齢者医療)", example = "00"),
+        ("birth_date" = Option<Day>, Query, description = "The holder's date of birth: when given, it must match"),
+        ("on" = Option<Day>, Query, description = "The date asked about [default: today in Japan]"),
+        ("as_of" = Option<RecordTime>, Query, description = "As the ledger knew it at this instant [default: now]"),
+    ),
+    responses(
+        (status = 200, description = "The person is known: the qualifications valid on the date (possibly none)", content(
+            (FoundEligibility = "application/json"),
+            (FhirResource = "application/fhir+json"),
+        )),
+        (status = 400, description = "A bad, unknown or repeated parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The insurer is out of the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such insured number is known (a FHIR `OperationOutcome` when asked for FHIR)", content(
+            (Problem = "application/problem+json"),
+            (FhirResource = "application/fhir+json"),
+        )),
+    ))]
 async fn eligibility_by_number(
     State(ledger): State<Arc<Ledger>>,
     headers: HeaderMap,
@@ -390,6 +606,26 @@ fn recorded(
 /// `GET /v1/eligibility/card/{serial}?birth_date=&on=&as_of=`: the holder's
 /// date of birth is required, and a wrong one is answered exactly as an
 /// unknown serial ([`misses`](super::misses)).
+#[utoipa::path(get, path = "/v1/eligibility/card/{serial}", tag = "eligibility",
+    params(
+        ("serial" = CardSerial, Path, description = "シリアル of the My Number card"),
+        ("birth_date" = Day, Query, description = "The holder's date of birth"),
+        ("on" = Option<Day>, Query, description = "The date asked about [default: today in Japan]"),
+        ("as_of" = Option<RecordTime>, Query, description = "As the ledger knew it at this instant [default: now]"),
+    ),
+    responses(
+        (status = 200, description = "The card identifies the person: the qualifications valid on the date (possibly none)", content(
+            (FoundEligibility = "application/json"),
+            (FhirResource = "application/fhir+json"),
+        )),
+        (status = 400, description = "A bad, unknown or repeated parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such card serial is known with this birth date, or its link ended by the date (`/problems/card-not-linked`)", content(
+            (Problem = "application/problem+json"),
+            (FhirResource = "application/fhir+json"),
+        )),
+        (status = 429, description = "Too many lookups from this client found nothing", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn eligibility_by_card(
     State(ledger): State<Arc<Ledger>>,
     Extension(misses): Extension<Arc<MissLimiter>>,
@@ -469,6 +705,13 @@ fn fhir_key(headers: &HeaderMap, key: &LookupKey) -> Option<LookupKey> {
 }
 
 /// `GET /v1/persons/{link}/history`
+#[utoipa::path(get, path = "/v1/persons/{link}/history", tag = "audit",
+    params(("link" = LinkNumber, Path, description = "紐付番号: the person")),
+    responses(
+        (status = 200, description = "Every version row of the person, and its card-link requests", body = History),
+        (status = 400, description = "A bad link number, or a query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such person is known", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn history(
     State(ledger): State<Arc<Ledger>>,
     Path(link): Path<String>,
@@ -488,7 +731,25 @@ fn cursor(s: &str) -> Option<(u32, u64)> {
     Some((p.parse().ok()?, o.parse().ok()?))
 }
 
+/// A page of dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeadLetters {
+    dead_letters: Vec<DeadLetter>,
+    /// The cursor of the next page (`after=`), when this one is full.
+    #[schema(pattern = "^[0-9]+:[0-9]+$")]
+    next: Option<String>,
+}
+
 /// `GET /v1/dead-letters?after=P:O&limit=N`
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "audit",
+    params(
+        ("after" = Option<String>, Query, pattern = "^[0-9]+:[0-9]+$", description = "The cursor `PARTITION:OFFSET` of the page before (`next`)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Dead letters per page [default: 100]"),
+    ),
+    responses(
+        (status = 200, description = "Events that could not be applied, in log order", body = DeadLetters),
+        (status = 400, description = "A bad parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn dead_letters(
     State(ledger): State<Arc<Ledger>>,
     Query(query): Query<Vec<(String, String)>>,
@@ -523,7 +784,11 @@ async fn dead_letters(
                 .map(|d| format!("{}:{}", d.partition, d.offset))
         })
         .flatten();
-    Ok(Json(json!({"dead_letters": letters, "next": next})).into_response())
+    Ok(Json(DeadLetters {
+        dead_letters: letters,
+        next,
+    })
+    .into_response())
 }
 
 #[cfg(test)]

@@ -15,12 +15,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use ledger::domain::{Day, InstitutionCode, ServiceMonth};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::problem::{ApiError, Query};
+use super::problem::{ApiError, Json, Problem, Query};
 use super::routes::{blocking, Params, DEFAULT_PAGE, MAX_PAGE};
 use crate::auth::{Caller, Denied};
 use crate::service::Ledger;
-use crate::usage::{metering_csv, verifications_csv, MeterRow};
+use crate::usage::{metering_csv, verifications_csv, MeterRow, VerificationRecord};
+
+/// The OpenAPI description of these routes ([`super::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(verifications, metering, chart),
+    components(schemas(RecordsFormat, MeteringFormat, InstitutionCode, ServiceMonth))
+)]
+pub(super) struct Api;
 
 pub(super) fn routes() -> Router<Arc<Ledger>> {
     Router::new()
@@ -29,6 +39,42 @@ pub(super) fn routes() -> Router<Arc<Ledger>> {
         .route("/v1/metering/chart.svg", get(chart))
 }
 
+/// The formats of `/v1/verifications`.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter
+enum RecordsFormat {
+    /// JSON lines (`application/x-ndjson`), one record per line.
+    Jsonl,
+    /// CSV with a header (`text/csv`).
+    Csv,
+}
+
+/// The formats of `/v1/metering`.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter
+enum MeteringFormat {
+    Json,
+    /// CSV with a header (`text/csv`).
+    Csv,
+}
+
+#[utoipa::path(get, path = "/v1/verifications", tag = "usage",
+    params(
+        ("after" = Option<u64>, Query, description = "The `cursor` of the last record read [default: from the first]"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Records per page [default: 100]"),
+        ("format" = Option<RecordsFormat>, Query, description = "[default: jsonl]"),
+        ("institution" = Option<InstitutionCode>, Query, description = "Whose records (an institution reads its own; others must name one)"),
+    ),
+    responses(
+        (status = 200, description = "The answers the institution was given, oldest first: one JSON object per line, or CSV", content(
+            (VerificationRecord = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An institution asked for another's records", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn verifications(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,
@@ -116,6 +162,26 @@ async fn month_rows(
     Ok((month, rows))
 }
 
+/// The metering of a month.
+#[derive(Debug, Serialize, ToSchema)]
+struct Metering {
+    month: ServiceMonth,
+    /// Per insurer (only the caller's own when it is scoped).
+    insurers: Vec<MeterRow>,
+}
+
+#[utoipa::path(get, path = "/v1/metering", tag = "usage",
+    params(
+        ("month" = Option<ServiceMonth>, Query, description = "[default: this month in Japan]"),
+        ("format" = Option<MeteringFormat>, Query, description = "[default: json]"),
+    ),
+    responses(
+        (status = 200, description = "Per insurer: insured persons and answers served", content(
+            (Metering = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn metering(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,
@@ -135,9 +201,19 @@ async fn metering(
         )
             .into_response());
     }
-    Ok(super::problem::Json(serde_json::json!({"month": month, "insurers": rows})).into_response())
+    Ok(Json(Metering {
+        month,
+        insurers: rows,
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/v1/metering/chart.svg", tag = "usage",
+    params(("month" = Option<ServiceMonth>, Query, description = "[default: this month in Japan]")),
+    responses(
+        (status = 200, description = "The month's metering as a bar chart", body = String, content_type = "image/svg+xml"),
+        (status = 400, description = "A bad parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn chart(
     State(ledger): State<Arc<Ledger>>,
     caller: Caller,
