@@ -9,7 +9,7 @@
 //! shapes JSON; the answer itself comes from the views.
 
 use ledger::domain::{Day, RecordTime};
-use projectors::{Eligibility, LookupKey, QualificationAnswer};
+use projectors::{Eligibility, Lookup, LookupKey, QualificationAnswer};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -158,6 +158,26 @@ pub fn eligibility_response(answer: &Eligibility, key: &LookupKey, created: Reco
 }
 
 /// An `OperationOutcome` with one error issue.
+/// A lookup's FHIR answer: a `CoverageEligibilityResponse` when found
+/// (`true`), else an `OperationOutcome` (`false`; the HTTP routes send 404).
+/// `what` names the key in the outcome's text ("insured number", "card").
+pub fn answer(lookup: &Lookup, key: &LookupKey, what: &str, created: RecordTime) -> (bool, Value) {
+    match lookup {
+        Lookup::Found(e) => (true, eligibility_response(e, key, created)),
+        Lookup::NotFound => (
+            false,
+            operation_outcome("not-found", &format!("no such {what} is known")),
+        ),
+        Lookup::NotLinked { since } => (
+            false,
+            operation_outcome(
+                "not-found",
+                &format!("the card serial was linked, but the link ended on {since}"),
+            ),
+        ),
+    }
+}
+
 pub fn operation_outcome(code: &str, text: &str) -> Value {
     json!({
         "resourceType": "OperationOutcome",

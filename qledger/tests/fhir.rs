@@ -182,6 +182,62 @@ fn eligibility_answers_in_fhir_r4_validate_independently() {
     // A wrong birth date looks exactly like an unknown serial.
     assert_eq!(answers["wrong-birth"], answers["unknown-card"]);
 
+    // The CLI's --fhir gives the same resources, from the server and from
+    // the data directory (only the creation instant and the response's own
+    // request id differ).
+    let without_created = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("created");
+        v.as_object_mut().unwrap().remove("request");
+        v
+    };
+    let base = format!("http://{}", server.addr());
+    let data_dir = data.to_str().unwrap();
+    let number_args = [
+        "eligibility",
+        "--insurer",
+        "01130012",
+        "--symbol",
+        "あいう",
+        "--number",
+        "1234",
+        "--branch",
+        "01",
+        "--on",
+        "2024-07-01",
+        "--fhir",
+    ];
+    for (name, target) in [
+        ("cli-server", ["--server", base.as_str()]),
+        ("cli-data", ["--data", data_dir]),
+    ] {
+        let out = support::qledger(&[&number_args[..], &target[..]].concat());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            without_created(body.clone()),
+            without_created(answers["two"].clone()),
+            "{name}"
+        );
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, body.to_string()).unwrap();
+        files.push(file);
+    }
+    let out = support::qledger(&[
+        "eligibility",
+        "--insurer",
+        "01130012",
+        "--number",
+        "9999",
+        "--branch",
+        "01",
+        "--fhir",
+        "--data",
+        data_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body, answers["unknown"]);
+
     // An independent implementation accepts every one of them.
     let out = Command::new(fhir_python())
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/fhir_validate.py"))
@@ -200,7 +256,7 @@ fn eligibility_answers_in_fhir_r4_validate_independently() {
             .lines()
             .filter(|l| l.starts_with("valid "))
             .count(),
-        cases.len()
+        cases.len() + 2
     );
 
     // Without the FHIR media type the answer is the ledger's own JSON.

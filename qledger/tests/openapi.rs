@@ -24,6 +24,12 @@ fn the_document_is_served_without_credentials_and_parses_as_openapi_3() {
     // The routes it describes are not open.
     let (status, _) = server.http("GET", "/v1/whoami", None);
     assert_eq!(status, 401);
+    // `qledger openapi` prints the same document, without a server.
+    let out = support::qledger(&["openapi"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed, doc);
+    assert!(doc["paths"]["/v1/onlinecheck"]["post"].is_object());
     server.stop();
 }
 

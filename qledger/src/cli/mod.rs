@@ -115,6 +115,9 @@ pub enum Command {
     /// The online check's folder exchange: requests in DIR/req answered into DIR/res.
     #[command(name = "onlinecheck-folder")]
     OnlineCheckFolder(onlinecheck::OnlineCheckFolderArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves).
+    #[command(name = "openapi")]
+    OpenApi,
     /// An institution's verification records (the answers it was given).
     Verifications(usage::VerificationsArgs),
     /// Per insurer and month: insured persons and answers served (JSON, CSV, SVG chart).
@@ -229,6 +232,9 @@ pub struct EligibilityArgs {
     /// Answer as the ledger knew it at this RFC 3339 instant [default: now].
     #[arg(long = "as-of", value_name = "INSTANT")]
     pub as_of: Option<RecordTime>,
+    /// Answer in FHIR R4: a CoverageEligibilityResponse (or an OperationOutcome).
+    #[arg(long)]
+    pub fhir: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -335,6 +341,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verifications(a) => usage::verifications(a),
         Command::CheckBatch(a) => batch::run(a),
         Command::OnlineCheck(a) => onlinecheck::run(a),
+        Command::OpenApi => {
+            emit(crate::http::openapi::document_json())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::OnlineCheckFolder(a) => onlinecheck::run_folder(a),
         Command::Metering(a) => usage::metering(a),
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use hyper::StatusCode;
-use ledger::domain::{Day, IndividualInsuredNumber};
+use ledger::domain::{Day, IndividualInsuredNumber, RecordTime};
 use projectors::{Lookup, LookupKey, Views};
 use serde_json::{json, Value};
 
@@ -72,7 +72,12 @@ pub(super) fn eligibility(args: EligibilityArgs) -> Result<ExitCode> {
                 format!("/v1/eligibility{}", query(&pairs))
             }
         };
-        return print_answer(Remote::new(server)?.get(&path)?);
+        let remote = Remote::new(server)?;
+        return print_answer(if args.fhir {
+            remote.get_as(&path, crate::fhir::FHIR_JSON)?
+        } else {
+            remote.get(&path)?
+        });
     }
     let views = read_only_views(&args.target.data_dir())?;
     let on = args.on.unwrap_or_else(Day::today_in_japan);
@@ -81,6 +86,15 @@ pub(super) fn eligibility(args: EligibilityArgs) -> Result<ExitCode> {
         None => views.eligibility(&key, on, args.as_of),
     }
     .context("looking up eligibility")?;
+    if args.fhir {
+        let what = match key {
+            LookupKey::Card(_) => "card",
+            LookupKey::Insured(_) => "insured number",
+        };
+        let (found, body) = crate::fhir::answer(&lookup, &key, what, RecordTime::now());
+        print_json(&body)?;
+        return Ok(status(found));
+    }
     print_json(&lookup)?;
     Ok(status(matches!(lookup, Lookup::Found(_))))
 }

@@ -102,6 +102,20 @@ impl Remote {
         self.send(Method::GET, path_and_query, None)
     }
 
+    /// GET with an `Accept` of `accept` (FHIR, say); the body as JSON.
+    pub fn get_as(&self, path_and_query: &str, accept: &str) -> Result<Answer> {
+        let (status, bytes) = self.exchange(
+            Method::GET,
+            path_and_query,
+            "application/json",
+            accept,
+            Vec::new(),
+        )?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok(Answer { status, body })
+    }
+
     pub fn post(&self, path_and_query: &str, body: &Value) -> Result<Answer> {
         self.send(
             Method::POST,

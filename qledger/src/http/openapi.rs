@@ -59,8 +59,8 @@ fn document() -> &'static utoipa::openapi::OpenApi {
     })
 }
 
-/// The document as served.
-fn document_json() -> &'static str {
+/// The document as served (and as `qledger openapi` prints it).
+pub fn document_json() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
         let mut doc = serde_json::to_value(document()).expect("the document serialises");

@@ -674,25 +674,19 @@ fn answer(
         )
             .into_response()
     };
-    match (lookup, fhir) {
-        (Lookup::Found(e), Some(key)) => Ok(fhir_body(
-            StatusCode::OK,
-            crate::fhir::eligibility_response(&e, key, RecordTime::now()),
-        )),
-        (Lookup::NotFound, Some(_)) => Ok(fhir_body(
-            StatusCode::NOT_FOUND,
-            crate::fhir::operation_outcome("not-found", &format!("no such {what} is known")),
-        )),
-        (Lookup::NotLinked { since }, Some(_)) => Ok(fhir_body(
-            StatusCode::NOT_FOUND,
-            crate::fhir::operation_outcome(
-                "not-found",
-                &format!("the card serial was linked, but the link ended on {since}"),
-            ),
-        )),
-        (found @ Lookup::Found(_), None) => Ok(Json(found).into_response()),
-        (Lookup::NotFound, None) => Err(ApiError::NotFound { what }),
-        (Lookup::NotLinked { since }, None) => Err(ApiError::CardNotLinked { since }),
+    if let Some(key) = fhir {
+        let (found, body) = crate::fhir::answer(&lookup, key, what, RecordTime::now());
+        let status = if found {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        return Ok(fhir_body(status, body));
+    }
+    match lookup {
+        found @ Lookup::Found(_) => Ok(Json(found).into_response()),
+        Lookup::NotFound => Err(ApiError::NotFound { what }),
+        Lookup::NotLinked { since } => Err(ApiError::CardNotLinked { since }),
     }
 }
 
