@@ -35,6 +35,10 @@
 # the targets are met), 1 otherwise.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../common.sh
+source "$here/../common.sh"
+
 persons=20000
 duration=20
 connections=16
@@ -44,8 +48,6 @@ rounds=2
 seed=42
 also_plain=0
 perf_profile=0
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -68,143 +70,27 @@ done
 (( connections >= threads && threads >= 1 )) || { echo "need --connections >= --threads >= 1" >&2; exit 2; }
 (( rounds >= 1 && duration >= 1 )) || { echo "need --rounds >= 1 and --duration >= 1" >&2; exit 2; }
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 lua="$here/paths.lua"
 jq_paths="$here/paths.jq"
+institution=1311234567
 
-log() { printf '\n== %s\n' "$*" >&2; }
-
-# --- tools --------------------------------------------------------------------
-
-need_pkgs=()
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v openssl >/dev/null || need_pkgs+=(openssl)
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v jq >/dev/null || need_pkgs+=(jq)
-if (( perf_profile )) && ! command -v perf >/dev/null; then
-    echo "--perf: perf is not installed (apt-get install linux-perf)" >&2
-    exit 2
-fi
-if (( ${#need_pkgs[@]} )); then
-    log "installing ${need_pkgs[*]}"
-    apt-get install -y "${need_pkgs[@]}" >/dev/null ||
-        { apt-get update >/dev/null && apt-get install -y "${need_pkgs[@]}" >/dev/null; }
-fi
-
-# --- build --------------------------------------------------------------------
-
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/qledger/target}"
-log "building qledger (release) into $CARGO_TARGET_DIR"
-(cd "$root" && cargo build --release -p qledger)
-bin="$CARGO_TARGET_DIR/release/qledger"
-
-# --- scratch directory, server lifecycle ----------------------------------------
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/qledger-http-bench.XXXXXX")"
-server_pid=""
-
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-
-# start_server tls|plain: sets server_pid, base_url, curl_opts
-start_server() {
-    local mode="$1" port
-    port="$(free_port)"
-    if [[ "$mode" == tls ]]; then
-        base_url="https://127.0.0.1:$port"
-        ca_opts=(--cacert "$work/ca.pem")
-        RUST_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" \
-            --tls-cert "$work/server.pem" --tls-key "$work/server.key" \
-            >"$work/server-$mode.log" 2>&1 &
-    else
-        base_url="http://127.0.0.1:$port"
-        ca_opts=()
-        RUST_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" \
-            --plain-http --no-auth \
-            >"$work/server-$mode.log" 2>&1 &
-    fi
-    server_pid=$!
-    curl_opts=(${ca_opts[@]+"${ca_opts[@]}"} -H "Authorization: Bearer $token")
-    local code=""
-    for _ in $(seq 600); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "server exited:" >&2
-            cat "$work/server-$mode.log" >&2
-            server_pid=""
-            return 1
-        fi
-        code="$(curl -s -o /dev/null -w '%{http_code}' "${curl_opts[@]}" "$base_url/readyz" || true)"
-        [[ "$code" == 200 ]] && break
-        sleep 0.2
-    done
-    [[ "$code" == 200 ]] || { echo "server not ready after 120 s (last /readyz: $code)" >&2; return 1; }
-    echo "server ($mode) ready at $base_url, pid $server_pid" >&2
-}
+# tools, release build, scratch directory (and server lifecycle): ../common.sh
+need_tools wrk openssl curl jq
+build_release qledger
+make_scratch http 5
 
 # --- data -----------------------------------------------------------------------
 
-started=$SECONDS
-log "generating $persons persons (seed $seed) and publishing them"
-"$bin" generate --seed "$seed" --persons "$persons" --out "$work/population.jsonl"
-events=$(wc -l <"$work/population.jsonl")
-t0=$SECONDS
-RUST_LOG=warn "$bin" publish "$work/population.jsonl" --data "$work/data" >&2
-echo "$events events published in $((SECONDS - t0)) s" >&2
-
-today="$(TZ=Asia/Tokyo date +%F)"
+publish_population
 jq -n -r --arg today "$today" -f "$jq_paths" "$work/population.jsonl" >"$work/eligibility.paths"
 npaths=$(wc -l <"$work/eligibility.paths")
 (( npaths > 0 )) || { echo "no insured numbers extracted" >&2; exit 1; }
 echo "/v1/whoami" >"$work/baseline.paths"
 echo "$npaths insured numbers with a qualification valid today ($today, Japan)" >&2
 
-# --- throwaway CA, server certificate, token -----------------------------------
-
-log "making a throwaway CA and a certificate for 127.0.0.1; issuing a token"
-(
-    cd "$work"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-        -subj "/CN=qledger bench CA" -keyout ca.key -out ca.pem 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
-    printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
-        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-        -extfile server.ext -out server.pem 2>/dev/null
-)
-token="$(RUST_LOG=warn "$bin" tokens issue --data "$work/data" --name bench-clinic \
-    --role institution --institution 1311234567 --quiet)"
-[[ "$token" == qlt_* ]] || { echo "unexpected token output: $token" >&2; exit 1; }
+# throwaway CA, server certificate, token
+make_ca_and_token "$institution"
+auth=(-H "Authorization: Bearer $token")
 
 # --- checks before measuring -------------------------------------------------------
 
@@ -240,26 +126,13 @@ verify_paths() {
 # "LABEL rps p50_us p99_us non2xx socket_errors" to $work/results.
 all_ok=1
 run_wrk() {
-    local label="$1" paths="$2" secs="$3" out="$work/wrk.out"
-    wrk -t"$threads" -c"$connections" -d"${secs}s" --latency --timeout 10s \
-        -H "Authorization: Bearer $token" -s "$lua" "$base_url" -- "$paths" >"$out" 2>&1 || {
-        cat "$out" >&2
-        echo "wrk failed" >&2
-        return 1
-    }
-    local bench
-    bench="$(grep '^BENCH ' "$out")"
-    grep -v '^BENCH ' "$out" | sed 's/^/    /' >&2
-    get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$bench"; }
-    local non2xx text_non2xx sockerr
-    non2xx="$(get non2xx)"
-    text_non2xx="$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")"
-    sockerr=$(( $(get connect_errors) + $(get read_errors) + $(get write_errors) + $(get timeouts) ))
+    local label="$1" paths="$2" secs="$3"
+    wrk_run "$work/wrk.out" "$secs" "${auth[@]}" -s "$lua" "$base_url" -- "$paths" || return 1
     if [[ "$label" != warmup* ]]; then
-        printf '%s %s %s %s %s %s\n' "$label" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
-            "$(( non2xx > ${text_non2xx:-0} ? non2xx : ${text_non2xx:-0} ))" "$sockerr" >>"$work/results"
+        printf '%s %s %s %s %s %s\n' "$label" "$(wrk_get rps)" "$(wrk_get p50_us)" "$(wrk_get p99_us)" \
+            "$(( non2xx > text_non2xx ? non2xx : text_non2xx ))" "$sockerr" >>"$work/results"
     fi
-    if (( non2xx > 0 || ${text_non2xx:-0} > 0 || sockerr > 0 )); then
+    if (( non2xx > 0 || text_non2xx > 0 || sockerr > 0 )); then
         echo "!! $label: $non2xx non-2xx answers, $sockerr socket errors" >&2
         all_ok=0
     fi
@@ -285,7 +158,7 @@ measure() {
 : >"$work/results"
 log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk $threads threads, $connections connections, ${duration} s per run"
 
-start_server tls
+start_server tls "${auth[@]}"
 verify_paths
 measure tls
 if (( perf_profile )); then
@@ -298,6 +171,7 @@ if (( perf_profile )); then
         sleep 0.2
         run_wrk "perf:$route" "$work/$route.paths" "$duration" || true
         wait "$perf_pid" || true
+        perf_pid=""
         reqs="$(sed -n 's/.* requests=\([0-9]*\).*/\1/p' "$work/wrk.out")"
         awk -F, -v reqs="$reqs" -v route="$route" '
             $3 == "task-clock" { cpu_ms = $1 } $3 == "context-switches" { cs = $1 }
@@ -311,6 +185,7 @@ if (( perf_profile )); then
     sleep 0.5
     run_wrk "perf:eligibility" "$work/eligibility.paths" "$duration" || true
     wait "$perf_pid" || true
+    perf_pid=""
     sed -i '/^perf:/d' "$work/results"
     if [[ -s "$work/perf.data" ]]; then
         echo "hottest symbols (self time, server process; [k] kernel, [.] user):" >&2
@@ -327,7 +202,7 @@ fi
 stop_server
 
 if (( also_plain )); then
-    start_server plain
+    start_server plain "${auth[@]}"
     verify_paths
     measure plain
     stop_server

@@ -52,6 +52,10 @@
 # only the expected answers (whatever the ratios), 1 otherwise.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=../common.sh
+source "$here/../common.sh"
+
 persons=20000
 pairs=100000
 batch_rounds=3
@@ -63,8 +67,6 @@ threads=2
 seed=42
 tls=1
 perf_profile=0
-
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -91,126 +93,24 @@ done
 (( rounds >= 1 && batch_rounds >= 1 && duration >= 1 )) ||
     { echo "need --rounds >= 1, --batch-rounds >= 1 and --duration >= 1" >&2; exit 2; }
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 lua="$here/requests.lua"
 holders_jq="$here/holders.jq"
 institution=1311234567
 
-log() { printf '\n== %s\n' "$*" >&2; }
 now() { echo "$EPOCHREALTIME"; }
 
-# --- tools --------------------------------------------------------------------
-
-need_pkgs=()
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v jq >/dev/null || need_pkgs+=(jq)
-(( tls )) && ! command -v openssl >/dev/null && need_pkgs+=(openssl)
-if (( perf_profile )) && ! command -v perf >/dev/null; then
-    echo "--perf: perf is not installed (apt-get install linux-perf)" >&2
-    exit 2
-fi
-if (( ${#need_pkgs[@]} )); then
-    log "installing ${need_pkgs[*]}"
-    apt-get install -y "${need_pkgs[@]}" >/dev/null ||
-        { apt-get update >/dev/null && apt-get install -y "${need_pkgs[@]}" >/dev/null; }
-fi
-
-# --- build --------------------------------------------------------------------
-
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/qledger/target}"
-log "building qledger and qledger-bench (release) into $CARGO_TARGET_DIR"
-(cd "$root" && cargo build --release -p qledger && cargo build --release -p qledger-bench)
-bin="$CARGO_TARGET_DIR/release/qledger"
+# tools, release build, scratch directory (and server lifecycle): ../common.sh
+tools=(wrk curl jq)
+if (( tls )); then tools+=(openssl); fi
+need_tools "${tools[@]}"
+build_release qledger qledger-bench
 bench_bin="$CARGO_TARGET_DIR/release/qledger-bench"
-
-# --- scratch directory, server lifecycle ----------------------------------------
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/qledger-interfaces-bench.XXXXXX")"
-server_pid=""
-perf_pid=""
-
-stop_server() {
-    if [[ -n "$server_pid" ]]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-cleanup() {
-    [[ -n "$perf_pid" ]] && kill -INT "$perf_pid" 2>/dev/null || true
-    stop_server
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    local p
-    for _ in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
-
-# start_server plain|tls: sets server_pid, base_url, curl_opts, client_env
-start_server() {
-    local mode="$1" port
-    port="$(free_port)"
-    if [[ "$mode" == tls ]]; then
-        base_url="https://127.0.0.1:$port"
-        curl_opts=(--cacert "$work/ca.pem" -H "Authorization: Bearer $token")
-        client_env=(QLEDGER_TOKEN="$token" QLEDGER_CA_CERT="$work/ca.pem")
-        RUST_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" \
-            --tls-cert "$work/server.pem" --tls-key "$work/server.key" \
-            >"$work/server-$mode.log" 2>&1 &
-    else
-        base_url="http://127.0.0.1:$port"
-        curl_opts=()
-        client_env=()
-        RUST_LOG=warn "$bin" serve --data "$work/data" --listen "127.0.0.1:$port" \
-            --plain-http --no-auth \
-            >"$work/server-$mode.log" 2>&1 &
-    fi
-    server_pid=$!
-    local code=""
-    for _ in $(seq 600); do
-        if ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "server exited:" >&2
-            cat "$work/server-$mode.log" >&2
-            server_pid=""
-            return 1
-        fi
-        code="$(curl -s -o /dev/null -w '%{http_code}' ${curl_opts[@]+"${curl_opts[@]}"} "$base_url/readyz" || true)"
-        [[ "$code" == 200 ]] && break
-        sleep 0.2
-    done
-    [[ "$code" == 200 ]] || { echo "server not ready after 120 s (last /readyz: $code)" >&2; return 1; }
-    echo "server ($mode) ready at $base_url, pid $server_pid" >&2
-}
+make_scratch interfaces 10
+client_env=()
 
 # --- data -----------------------------------------------------------------------
 
-started=$SECONDS
-log "generating $persons persons (seed $seed) and publishing them"
-"$bin" generate --seed "$seed" --persons "$persons" --out "$work/population.jsonl"
-events=$(wc -l <"$work/population.jsonl")
-t0=$SECONDS
-RUST_LOG=warn "$bin" publish "$work/population.jsonl" --data "$work/data" >&2
-echo "$events events published in $((SECONDS - t0)) s" >&2
-
-today="$(TZ=Asia/Tokyo date +%F)"
+publish_population
 jq -n -c --arg today "$today" -f "$holders_jq" "$work/population.jsonl" >"$work/holders.jsonl"
 nholders=$(wc -l <"$work/holders.jsonl")
 (( nholders > 0 )) || { echo "no insured numbers extracted" >&2; exit 1; }
@@ -248,21 +148,7 @@ jq -r --arg day "${today//-/}" --arg inst "$institution" '
 # --- throwaway CA, server certificate, token (before any server locks the data) -
 
 if (( tls )); then
-    log "making a throwaway CA and a certificate for 127.0.0.1; issuing a token"
-    (
-        cd "$work"
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-            -subj "/CN=qledger bench CA" -keyout ca.key -out ca.pem 2>/dev/null
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-            -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
-        printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
-            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-            -extfile server.ext -out server.pem 2>/dev/null
-    )
-    token="$(RUST_LOG=warn "$bin" tokens issue --data "$work/data" --name bench-clinic \
-        --role institution --institution "$institution" --quiet)"
-    [[ "$token" == qlt_* ]] || { echo "unexpected token output: $token" >&2; exit 1; }
+    make_ca_and_token "$institution"
 fi
 
 # --- checks -----------------------------------------------------------------------
@@ -393,30 +279,16 @@ run_batch() {
 
 # run_wrk LABEL FILE KIND SECONDS [check]: appends "wrk LABEL rps p50 p99 non2xx sockerr"
 run_wrk() {
-    local label="$1" file="$2" kind="$3" secs="$4" check="${5:-}" out="$work/wrk.out"
-    wrk -t"$threads" -c"$connections" -d"${secs}s" --latency --timeout 10s \
-        -s "$lua" "$base_url" -- "$file" "$kind" $check >"$out" 2>&1 || {
-        cat "$out" >&2
-        echo "wrk failed" >&2
-        return 1
-    }
-    local bench
-    bench="$(grep '^BENCH ' "$out")"
-    grep -v '^BENCH ' "$out" | sed 's/^/    /' >&2
-    get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$bench"; }
-    local non2xx text_non2xx sockerr
-    non2xx="$(get non2xx)"
-    text_non2xx="$(sed -n 's/.*Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")"
-    text_non2xx="${text_non2xx:-0}"
+    local label="$1" file="$2" kind="$3" secs="$4" check="${5:-}"
+    wrk_run "$work/wrk.out" "$secs" -s "$lua" "$base_url" -- "$file" "$kind" $check || return 1
     (( text_non2xx > non2xx )) && non2xx="$text_non2xx"
-    sockerr=$(( $(get connect_errors) + $(get read_errors) + $(get write_errors) + $(get timeouts) ))
     if [[ -n "$check" ]]; then
-        echo "    answers read: $(get good) QualificationValidity 1, $(get multiple) 5 (duplicate" \
-            "enrolment), $(get bad) other" >&2
-        (( $(get bad) == 0 )) || all_ok=0
+        echo "    answers read: $(wrk_get good) QualificationValidity 1, $(wrk_get multiple) 5 (duplicate" \
+            "enrolment), $(wrk_get bad) other" >&2
+        (( $(wrk_get bad) == 0 )) || all_ok=0
     fi
     if [[ "$label" != warmup* && "$label" != perf* ]]; then
-        printf 'wrk %s %s %s %s %s %s\n' "$label" "$(get rps)" "$(get p50_us)" "$(get p99_us)" \
+        printf 'wrk %s %s %s %s %s %s\n' "$label" "$(wrk_get rps)" "$(wrk_get p50_us)" "$(wrk_get p99_us)" \
             "$non2xx" "$sockerr" >>"$work/results"
     fi
     if (( non2xx > 0 || sockerr > 0 )); then
@@ -499,7 +371,8 @@ fi
 stop_server
 
 if (( tls )); then
-    start_server tls
+    client_env=(QLEDGER_TOKEN="$token" QLEDGER_CA_CERT="$work/ca.pem")
+    start_server tls -H "Authorization: Bearer $token"
     log "checking the https batch answers before measuring"
     env "${client_env[@]}" "$bin" check-batch "$work/pairs.jsonl" --server "$base_url" \
         >"$work/https-answers.jsonl" 2>"$work/batch.err" || { cat "$work/batch.err" >&2; exit 1; }
